@@ -1,0 +1,62 @@
+"""Fakes with failure injection, shipped so the crash and retry paths can be tested.
+
+`Faulty` wraps any adapter and fails (raises, or kills the process as `kill -9`
+would) on the Nth call of a method whose first argument starts with a prefix.
+
+Example:
+    >>> storage = Faulty(LocalStorage("./lake"), method="move", nth=1, crash=True)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from music_etl.errors import Retryable
+
+CRASH_EXIT_CODE = 137
+
+
+class InjectedFault(Retryable):
+    """The failure a `Faulty` adapter was told to raise."""
+
+
+class Faulty:
+    """Delegates to `inner`; the `nth` matching call of `method` fails."""
+
+    def __init__(
+        self, inner: Any, *, method: str, nth: int = 1, prefix: str = "", crash: bool = False
+    ) -> None:
+        self._inner = inner
+        self._method = method
+        self._nth = nth
+        self._prefix = prefix
+        self._crash = crash
+        self._calls = 0
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if name != self._method or not callable(attr):
+            return attr
+
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if self._matches(args):
+                self._fail()
+            return attr(*args, **kwargs)
+
+        return wrapped
+
+    def _matches(self, args: tuple[Any, ...]) -> bool:
+        first = args[0] if args else ""
+        if isinstance(first, str) and not first.startswith(self._prefix):
+            return False
+        with self._lock:
+            self._calls += 1
+            return self._calls == self._nth
+
+    def _fail(self) -> None:
+        if self._crash:
+            os._exit(CRASH_EXIT_CODE)
+        raise InjectedFault(f"injected failure in {self._method} (call {self._nth})")

@@ -1,0 +1,66 @@
+"""The lake storage contract: a flat key space with atomic, deterministic writes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True, kw_only=True)
+class ObjectInfo:
+    """One object under a prefix."""
+
+    key: str
+    size: int
+
+
+class Storage(Protocol):
+    """A lake: keys like `raw/streams/a.csv` relative to the lake root.
+
+    Writes are atomic: a reader sees the old object or the new one, never half.
+    """
+
+    root: str
+
+    def list(self, prefix: str) -> Iterator[ObjectInfo]:
+        """Every object whose key starts with `prefix`, in key order."""
+        ...
+
+    def exists(self, key: str) -> bool:
+        """Whether `key` holds an object."""
+        ...
+
+    def read_bytes(self, key: str) -> bytes:
+        """The whole object."""
+        ...
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        """Create or replace `key` atomically."""
+        ...
+
+    def writer(self, key: str) -> AbstractContextManager[Path]:
+        """A local path to write; on clean exit it becomes `key` atomically."""
+        ...
+
+    def local_copy(self, key: str) -> AbstractContextManager[Path]:
+        """A local file with the object's bytes, for readers that need a path."""
+        ...
+
+    def uri(self, key: str) -> str:
+        """The address engines read `key` at (a local path or an `s3://` URI)."""
+        ...
+
+    def content_hash(self, key: str) -> str:
+        """A fingerprint that changes when the content changes."""
+        ...
+
+    def move(self, src: str, dst: str) -> None:
+        """Put `src`'s object at `dst` (replacing it) and remove `src`."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove `key`; a missing key is not an error."""
+        ...

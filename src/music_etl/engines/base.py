@@ -1,0 +1,79 @@
+"""The engine contract: execute the logic layer's contract on some compute backend."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Protocol
+
+from music_etl.adapters.storage.base import Storage
+from music_etl.errors import ConfigError
+from music_etl.logic.contract import DatasetContract
+from music_etl.logic.serving_model import DayResults
+
+
+@dataclass(frozen=True, kw_only=True)
+class Source:
+    """A raw CSV to validate: where it is now and the id its outputs are named by."""
+
+    key: str
+    """Where the bytes are now (`raw/…` or `archive/…`)."""
+    original_key: str
+    """The landing-zone key: what bad records and the ledger name."""
+    sid: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    """What validating one file produced."""
+
+    original_key: str
+    rows_in: int = 0
+    rows_valid: int = 0
+    bad_by_reason: dict[str, int] = field(default_factory=dict)
+    days: tuple[str, ...] = ()
+    file_error: str = ""
+    """A file-level reason (`missing_column`, …); empty when rows were validated."""
+    message: str = ""
+
+    @property
+    def rows_bad(self) -> int:
+        """Rows rejected, whatever the reason."""
+        return sum(self.bad_by_reason.values())
+
+
+@dataclass(frozen=True, kw_only=True)
+class StreamBatch:
+    """Stream files validated together, in the order that decides duplicates."""
+
+    sources: Sequence[Source]
+    clock: datetime
+    threshold: float
+
+
+class Engine(Protocol):
+    """Validates raw files into the lake and computes the output tables of given days."""
+
+    name: str
+
+    def validate_dimension(self, contract: DatasetContract, source: Source) -> Outcome:
+        """Write the dimension's Parquet snapshot and its bad records."""
+        ...
+
+    def validate_streams(self, batch: StreamBatch) -> list[Outcome]:
+        """Write each file's valid rows per day and its bad records; one outcome per file."""
+        ...
+
+    def compute_days(self, days: Sequence[date]) -> DayResults:
+        """Recompute and write the output tables of `days` from all their valid rows."""
+        ...
+
+
+def make_engine(name: str, storage: Storage) -> Engine:
+    """The engine called `name`, imported only when asked for."""
+    if name == "polars":
+        from music_etl.engines.polars.engine import PolarsEngine
+
+        return PolarsEngine(storage)
+    raise ConfigError(f"Unknown engine {name!r}.")

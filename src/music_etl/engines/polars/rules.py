@@ -1,0 +1,110 @@
+"""The rule primitives of `music_etl.logic.rules` as Polars expressions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+import polars as pl
+
+from music_etl.logic.contract import DatasetContract
+from music_etl.logic.rules import (
+    INTEGER_PATTERN,
+    TIMESTAMP_PATTERN,
+    FirstOccurrence,
+    InReference,
+    Kind,
+    NotAfterClock,
+    NotNull,
+    ParseInt64,
+    ParseTimestamp,
+    Rule,
+)
+
+REASON = "reason"
+_SEEN = "_seen_before"
+_TS_FORMAT = "%Y-%m-%d %H:%M:%S"
+TIMESTAMP_TYPE = pl.Datetime("us", "UTC")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RuleContext:
+    """What rules look things up in: reference keys and the processing clock."""
+
+    references: Mapping[str, pl.DataFrame]
+    clock: datetime | None = None
+
+
+def trimmed(name: str) -> pl.Expr:
+    """The raw column trimmed of spaces and tabs; empty becomes null."""
+    value = pl.col(name).str.strip_chars(" \t")
+    return pl.when(value == "").then(None).otherwise(value).alias(name)
+
+
+def parsed(name: str, kind: Kind) -> pl.Expr:
+    """The trimmed column parsed to `kind`; null where it does not parse."""
+    column = pl.col(name)
+    if kind is Kind.INT64:
+        # A non-strict cast is null past INT64_MAX, which is the range rule.
+        value = column.cast(pl.Int64, strict=False)
+        return pl.when(column.str.contains(INTEGER_PATTERN)).then(value).otherwise(None)
+    if kind is Kind.TIMESTAMP:
+        shaped = column.str.contains(TIMESTAMP_PATTERN)
+        text = column.str.slice(0, 10) + " " + column.str.slice(11, 8)
+        value = text.str.strptime(pl.Datetime("us"), _TS_FORMAT, strict=False)
+        return pl.when(shaped).then(value.dt.replace_time_zone("UTC")).otherwise(None)
+    return column
+
+
+def passes(rule: Rule, types: Mapping[str, Kind], ctx: RuleContext) -> pl.Expr:
+    """True where a row passes `rule` (first-occurrence rules are applied separately)."""
+    if isinstance(rule, NotNull):
+        return pl.all_horizontal(pl.col(c).is_not_null() for c in rule.columns)
+    if isinstance(rule, ParseInt64 | ParseTimestamp):
+        return parsed(rule.column, types[rule.column]).is_not_null()
+    if isinstance(rule, NotAfterClock):
+        assert ctx.clock is not None, "a NotAfterClock rule needs the processing clock"
+        limit = pl.lit(ctx.clock + rule.slack).dt.replace_time_zone("UTC")
+        return parsed(rule.column, types[rule.column]) <= limit
+    if isinstance(rule, InReference):
+        keys = ctx.references[rule.reference].get_column(rule.column)
+        return parsed(rule.column, types[rule.column]).is_in(keys.implode())
+    raise TypeError(f"{type(rule).__name__} is applied by first_occurrence, not passes")
+
+
+def row_rules(contract: DatasetContract) -> list[Rule]:
+    """The rules judged row by row."""
+    return [r for r in contract.rules if not isinstance(r, FirstOccurrence)]
+
+
+def occurrence_rules(contract: DatasetContract) -> list[FirstOccurrence]:
+    """The rules that need to see other rows."""
+    return [r for r in contract.rules if isinstance(r, FirstOccurrence)]
+
+
+def reason_expr(contract: DatasetContract, ctx: RuleContext) -> pl.Expr:
+    """The first failed row rule's reason, null when all pass."""
+    expr = pl.lit(None, dtype=pl.String)
+    for rule in reversed(row_rules(contract)):
+        failed = ~passes(rule, contract.columns, ctx)
+        expr = pl.when(failed).then(pl.lit(rule.reason)).otherwise(expr)
+    return expr.alias(REASON)
+
+
+def apply_first_occurrence(
+    frame: pl.LazyFrame, rule: FirstOccurrence, seen: pl.LazyFrame | None
+) -> pl.LazyFrame:
+    """Mark later repeats of `rule.key` among still-valid rows, and keys in `seen`.
+
+    `frame` must be in file order, then line order: the first row wins.
+    """
+    key = list(rule.key)
+    valid = pl.col(REASON).is_null()
+    frame = frame.with_columns((~pl.struct(key).is_first_distinct().over(valid)).alias(_SEEN))
+    if seen is not None:
+        known = seen.unique().with_columns(pl.lit(value=True).alias(_SEEN + "_x"))
+        frame = frame.join(known, on=key, how="left", maintain_order="left")
+        frame = frame.with_columns(pl.col(_SEEN) | pl.col(_SEEN + "_x").fill_null(value=False))
+    reason = pl.when(valid & pl.col(_SEEN)).then(pl.lit(rule.reason)).otherwise(pl.col(REASON))
+    return frame.with_columns(reason.alias(REASON)).drop(_SEEN, _SEEN + "_x", strict=False)

@@ -1,0 +1,38 @@
+"""One error root for the whole package, marked retryable or terminal.
+
+The Airflow and Glue wrappers retry `Retryable` errors and fail fast on `Terminal` ones.
+"""
+
+from __future__ import annotations
+
+
+class MusicEtlError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class Retryable(MusicEtlError):
+    """Trying again later may succeed (a lock held elsewhere, a throttled service)."""
+
+
+class Terminal(MusicEtlError):
+    """Trying again will fail the same way until someone changes the input or settings."""
+
+
+class ConfigError(Terminal):
+    """A setting is missing or malformed."""
+
+
+class StorageError(Terminal):
+    """The lake cannot be read or written as asked."""
+
+
+class DimensionError(Terminal):
+    """`users.csv` or `songs.csv` is missing or unusable."""
+
+
+class LockHeld(Retryable):
+    """Another runner holds the lake's lock."""
+
+
+class ClaimLost(Retryable):
+    """Another runner took over a file this runner had claimed."""

@@ -1,0 +1,80 @@
+"""Where each dataset lives in the lake: the same keys on a local folder and on S3."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import date
+
+RAW_USERS = "raw/users/users.csv"
+RAW_SONGS = "raw/songs/songs.csv"
+RAW_STREAMS = "raw/streams/"
+ARCHIVE_STREAMS = "archive/streams/"
+VALIDATED_STREAMS = "validated/streams/"
+BAD_RECORDS = "bad-records/"
+PROCESSED = "processed/"
+#: Top-level prefixes that hold derived state (recreated by `rebuild`).
+DERIVED_PREFIXES = ("validated/", BAD_RECORDS, PROCESSED)
+#: Prefixes `init` creates.
+LAYOUT = ("raw/users/", "raw/songs/", RAW_STREAMS, "validated/", BAD_RECORDS, PROCESSED, "archive/")
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def is_stream_file(key: str) -> bool:
+    """Whether `key` is a stream file waiting in the landing zone."""
+    return key.startswith(RAW_STREAMS) and key.lower().endswith(".csv")
+
+
+def source_id(raw_key: str) -> str:
+    """A file-name-safe id for a raw stream file, stable for its key.
+
+    >>> source_id("raw/streams/2024/streams1.csv")
+    '2024_streams1-0b7a3d4f'
+    """
+    rest = raw_key.removeprefix(RAW_STREAMS).removeprefix(ARCHIVE_STREAMS)
+    stem = rest[:-4] if rest.lower().endswith(".csv") else rest
+    digest = hashlib.sha256(original_key(raw_key).encode()).hexdigest()[:8]
+    return f"{_UNSAFE.sub('_', stem).strip('_')[:80]}-{digest}"
+
+
+def archive_key(raw_key: str) -> str:
+    """The archive key of a raw stream file."""
+    return ARCHIVE_STREAMS + raw_key.removeprefix(RAW_STREAMS)
+
+
+def original_key(key: str) -> str:
+    """The landing-zone key of a raw or archived stream file."""
+    if key.startswith(ARCHIVE_STREAMS):
+        return RAW_STREAMS + key.removeprefix(ARCHIVE_STREAMS)
+    return key
+
+
+def validated_dimension_key(dataset: str) -> str:
+    """The Parquet snapshot of a validated dimension."""
+    return f"validated/{dataset}/{dataset}.parquet"
+
+
+def dimension_marker_key(dataset: str) -> str:
+    """Records which raw content the dimension snapshot was made from."""
+    return f"validated/{dataset}/_SOURCE"
+
+
+def validated_day_prefix(day: date) -> str:
+    """The partition folder of one listen date."""
+    return f"{VALIDATED_STREAMS}listen_date={day.isoformat()}/"
+
+
+def validated_stream_key(day: date, sid: str) -> str:
+    """The rows of one source file for one day: replacing them is one overwrite."""
+    return f"{validated_day_prefix(day)}{sid}.parquet"
+
+
+def bad_records_key(dataset: str, reason: str, sid: str) -> str:
+    """The rejected rows of one source with one reason."""
+    return f"{BAD_RECORDS}{dataset}/{reason}/{sid}.parquet"
+
+
+def processed_key(table: str, day: date) -> str:
+    """The one Parquet file of an output table for one day."""
+    return f"{PROCESSED}{table}/date={day.isoformat()}/part-0.parquet"

@@ -1,0 +1,245 @@
+"""One batch of stream files: claim, validate, recompute their days, load, mark done, archive."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+
+from music_etl.adapters.ledger.base import CLAIMED, DONE, FAILED, FileRecord
+from music_etl.engines.base import Outcome, Source, StreamBatch
+from music_etl.logic import layout
+from music_etl.logic.contract import STREAMS
+from music_etl.logic.serving_model import serving_items
+from music_etl.pipeline.components import Components
+from music_etl.pipeline.progress import Progress
+
+
+@dataclass(frozen=True, kw_only=True)
+class Pending:
+    """A stream file that needs processing."""
+
+    key: str
+    """Where the bytes are (`raw/…`, or `archive/…` during `rebuild`)."""
+    content_hash: str
+    size: int
+    clock: datetime | None = None
+    """The processing clock to validate against; None: the run's clock."""
+
+    @property
+    def original_key(self) -> str:
+        """The landing-zone key that names the file in the ledger."""
+        return layout.original_key(self.key)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileResult:
+    """What happened to one file in a run."""
+
+    key: str
+    status: str
+    rows_in: int = 0
+    rows_valid: int = 0
+    bad_by_reason: dict[str, int] = field(default_factory=dict)
+    days: tuple[str, ...] = ()
+    error: str = ""
+    message: str = ""
+
+    @property
+    def rows_bad(self) -> int:
+        """Rejected rows."""
+        return sum(self.bad_by_reason.values())
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchResult:
+    """The files of a batch and the days it recomputed."""
+
+    files: list[FileResult]
+    days: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Job:
+    """What every step of one batch needs."""
+
+    components: Components
+    owner: str
+    clock: datetime
+    progress: Progress
+
+
+def process_batch(
+    components: Components,
+    batch: Sequence[Pending],
+    owner: str,
+    clock: datetime,
+    progress: Progress,
+) -> BatchResult:
+    """Take a batch from claim to archive; a crash anywhere is completed by the next run."""
+    ledger = components.ledger
+    previous = {p.original_key: ledger.get(p.original_key) for p in batch}
+    lease = components.settings.lease_seconds
+    claimed = [p for p in batch if ledger.claim(p.original_key, p.content_hash, owner, lease)]
+    skipped = [_skipped(p) for p in batch if p not in claimed]
+    if not claimed:
+        return BatchResult(files=skipped, days=())
+    job = _Job(components=components, owner=owner, clock=clock, progress=progress)
+    try:
+        result = _process_claimed(job, claimed, previous)
+    except Exception as exc:
+        _release(components, claimed, owner, exc)
+        raise
+    return BatchResult(files=[*result.files, *skipped], days=result.days)
+
+
+def _process_claimed(
+    job: _Job, claimed: list[Pending], previous: dict[str, FileRecord | None]
+) -> BatchResult:
+    components = job.components
+    for pending in claimed:
+        _clean_after_crash(components, pending, previous[pending.original_key])
+    job.progress.step("validate", len(claimed))
+    sources = [
+        Source(key=p.key, original_key=p.original_key, sid=layout.source_id(p.key)) for p in claimed
+    ]
+    threshold = components.settings.bad_row_threshold
+    batch = StreamBatch(sources=sources, clock=job.clock, threshold=threshold)
+    outcomes = components.engine.validate_streams(batch)
+    job.progress.advance(len(claimed))
+    affected: set[str] = set()
+    remaining = {}
+    for pending, outcome in zip(claimed, outcomes, strict=True):
+        touched, kept = _settle(job, pending, outcome, previous[pending.original_key])
+        affected |= touched
+        remaining[pending.original_key] = kept
+    days = recompute(components, sorted(affected), job.progress)
+    results = [
+        _finish(job, p, o, remaining[p.original_key])
+        for p, o in zip(claimed, outcomes, strict=True)
+    ]
+    return BatchResult(files=results, days=days)
+
+
+def recompute(components: Components, days: Sequence[str], progress: Progress) -> tuple[str, ...]:
+    """Recompute `days` from all their valid rows and replace them in the serving store."""
+    if not days:
+        return ()
+    progress.step("transform + load", len(days))
+    results = components.engine.compute_days([date.fromisoformat(d) for d in days])
+    components.serving.replace_days(results.days, serving_items(results))
+    progress.advance(len(days))
+    return results.days
+
+
+def _clean_after_crash(
+    components: Components, pending: Pending, previous: FileRecord | None
+) -> None:
+    """A claim left by a dead runner may have written any day: remove all of its files."""
+    if not _interrupted(previous):
+        return
+    sid = layout.source_id(pending.key)
+    storage = components.storage
+    for info in storage.list(layout.VALIDATED_STREAMS):
+        if info.key.endswith(f"/{sid}.parquet"):
+            storage.delete(info.key)
+    _delete_bad_records(components, sid, keep=())
+
+
+def _settle(
+    job: _Job, pending: Pending, outcome: Outcome, previous: FileRecord | None
+) -> tuple[set[str], tuple[str, ...]]:
+    """Remove what the file's earlier version left behind.
+
+    Returns the days to recompute and the days whose valid rows of this file remain.
+    A rejected new version leaves the earlier version's rows loaded.
+    """
+    before = tuple(previous.days) if previous else ()
+    if outcome.file_error and not _interrupted(previous):
+        return set(), before
+    components = job.components
+    sid = layout.source_id(pending.key)
+    for day in sorted(set(before) - set(outcome.days)):
+        components.storage.delete(layout.validated_stream_key(date.fromisoformat(day), sid))
+    _delete_bad_records(components, sid, keep=outcome.bad_by_reason)
+    days = set(before) | set(outcome.days)
+    record = _record(pending, outcome, job.owner, status=CLAIMED, days=tuple(sorted(days)))
+    components.ledger.save(record)
+    return days, outcome.days
+
+
+def _finish(job: _Job, pending: Pending, outcome: Outcome, days: tuple[str, ...]) -> FileResult:
+    """Mark the file done (then archive it) or failed; its results are already loaded."""
+    status = FAILED if outcome.file_error else DONE
+    record = _record(pending, outcome, job.owner, status=status, days=days, clock=job.clock)
+    job.components.ledger.save(record)
+    if status == DONE and pending.key.startswith(layout.RAW_STREAMS):
+        job.components.storage.move(pending.key, layout.archive_key(pending.key))
+    return _result(pending, outcome, status)
+
+
+def _release(
+    components: Components, claimed: Iterable[Pending], owner: str, exc: Exception
+) -> None:
+    """After an unexpected error, mark the claims failed-but-retryable so a later run retries."""
+    for pending in claimed:
+        current = components.ledger.get(pending.original_key)
+        if current is None or current.owner != owner or current.status != CLAIMED:
+            continue
+        components.ledger.save(
+            replace(current, status=FAILED, error=f"{type(exc).__name__}: {exc}", retryable=True)
+        )
+
+
+def _interrupted(previous: FileRecord | None) -> bool:
+    """Whether an earlier attempt stopped half-way (crashed, or failed on an error)."""
+    return previous is not None and (previous.status == CLAIMED or previous.retryable)
+
+
+def _delete_bad_records(components: Components, sid: str, keep: Iterable[str]) -> None:
+    for reason in set(STREAMS.reasons) - set(keep):
+        components.storage.delete(layout.bad_records_key(STREAMS.name, reason, sid))
+
+
+def _record(
+    pending: Pending,
+    outcome: Outcome,
+    owner: str,
+    *,
+    status: str,
+    days: tuple[str, ...],
+    clock: datetime | None = None,
+) -> FileRecord:
+    return FileRecord(
+        file_key=pending.original_key,
+        content_hash=pending.content_hash,
+        status=status,
+        owner=owner,
+        timestamp=datetime.now(UTC).isoformat(timespec="seconds"),
+        processed_at=clock.isoformat() if clock else "",
+        rows_in=outcome.rows_in,
+        rows_valid=outcome.rows_valid,
+        rows_bad=outcome.rows_bad,
+        bad_by_reason=outcome.bad_by_reason,
+        days=days,
+        error=outcome.file_error,
+    )
+
+
+def _result(pending: Pending, outcome: Outcome, status: str) -> FileResult:
+    return FileResult(
+        key=pending.original_key,
+        status=status,
+        rows_in=outcome.rows_in,
+        rows_valid=outcome.rows_valid,
+        bad_by_reason=outcome.bad_by_reason,
+        days=outcome.days,
+        error=outcome.file_error,
+        message=outcome.message,
+    )
+
+
+def _skipped(pending: Pending) -> FileResult:
+    return FileResult(
+        key=pending.original_key, status="skipped", message="claimed by another runner"
+    )

@@ -1,0 +1,63 @@
+"""The adapters and engine one run works with, built from settings."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from music_etl.adapters.ledger import Ledger, open_ledger
+from music_etl.adapters.serving import ServingStore, open_serving
+from music_etl.adapters.storage import Storage, open_storage
+from music_etl.engines.base import Engine, make_engine
+from music_etl.errors import LockHeld
+from music_etl.settings import Settings
+
+LAKE_LOCK = "lake"
+_POLL_SECONDS = 0.2
+
+
+@dataclass(frozen=True, kw_only=True)
+class Components:
+    """Storage, ledger, serving store and engine for one lake."""
+
+    settings: Settings
+    storage: Storage
+    ledger: Ledger
+    serving: ServingStore
+    engine: Engine
+
+
+def open_components(settings: Settings) -> Components:
+    """Open every adapter the settings name; nothing heavy is imported before it is needed."""
+    storage = open_storage(settings.lake, endpoint=settings.aws_endpoint)
+    return Components(
+        settings=settings,
+        storage=storage,
+        ledger=open_ledger(settings.ledger_url),
+        serving=open_serving(settings.serving_url),
+        engine=make_engine(settings.engine, storage),
+    )
+
+
+@contextmanager
+def lake_lock(components: Components, owner: str) -> Iterator[None]:
+    """Hold the lake's lock: one runner at a time validates and recomputes days.
+
+    Claims alone would keep files exactly once, but two runners validating at once
+    could both accept one event (a duplicate across their files) or load a day
+    computed without the other's rows; the lock serialises those steps.
+    """
+    settings = components.settings
+    deadline = time.monotonic() + settings.lock_wait_seconds
+    while not components.ledger.acquire_lock(LAKE_LOCK, owner, settings.lease_seconds):
+        if time.monotonic() >= deadline:
+            raise LockHeld(
+                f"Another run holds the lock on {settings.lake}; try again when it has finished."
+            )
+        time.sleep(_POLL_SECONDS)
+    try:
+        yield
+    finally:
+        components.ledger.release_lock(LAKE_LOCK, owner)

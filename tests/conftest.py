@@ -1,0 +1,85 @@
+"""Shared fixtures: a lake in a temp folder with small, hand-written dimensions."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import pytest
+
+from music_etl.adapters.storage.local import LocalStorage
+from music_etl.logic import layout
+from music_etl.settings import Settings, load_settings
+
+#: The processing clock every test run uses unless it says otherwise.
+NOW = "2024-07-01T00:00:00Z"
+SONG_HEADER = ("track_id", "artists", "album_name", "track_name", "popularity", "duration_ms", "track_genre")
+USER_HEADER = ("user_id", "user_name", "user_age", "user_country", "created_at")
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "amalitech-lab"
+
+
+def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[object]]) -> bytes:
+    """An RFC 4180 CSV with `header` and `rows`."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue().encode()
+
+
+def default_songs() -> list[tuple[object, ...]]:
+    """Four tracks; t2 is listed under two genres; one title has commas and quotes."""
+    return [
+        ("t1", "Artist A", "Album", "Song One", 50, 200_000, "pop"),
+        ("t2", "Artist B;Artist C", "Album", 'Ave Maria, "Ellens Gesang III"', 60, 300_000, "rock"),
+        ("t2", "Artist B;Artist C", "Album", 'Ave Maria, "Ellens Gesang III"', 60, 300_000, "pop"),
+        ("t3", "Artist D", "Album", "Song Three", 10, 100_000, "jazz"),
+        ("t4", "Artist E", "Album", "Song Four", 10, 150_000, "pop"),
+    ]
+
+
+def default_users() -> list[tuple[object, ...]]:
+    """Users 1..20."""
+    return [(i, f"User {i}", 30, "Ghana", "2024-01-01") for i in range(1, 21)]
+
+
+class Lake:
+    """A test lake: write raw files, build settings."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.storage = LocalStorage(root)
+
+    def put_dimensions(
+        self, songs: Iterable[Sequence[object]] | None = None, users: Iterable[Sequence[object]] | None = None
+    ) -> None:
+        """Write songs.csv and users.csv (defaults: `default_songs`, `default_users`)."""
+        self.storage.write_bytes(layout.RAW_SONGS, csv_bytes(SONG_HEADER, songs or default_songs()))
+        self.storage.write_bytes(layout.RAW_USERS, csv_bytes(USER_HEADER, users or default_users()))
+
+    def put_streams(self, name: str, rows: Iterable[Sequence[object]]) -> str:
+        """Write raw/streams/<name> with the standard header; return its key."""
+        key = layout.RAW_STREAMS + name
+        self.storage.write_bytes(key, csv_bytes(("user_id", "track_id", "listen_time"), rows))
+        return key
+
+    def put_raw(self, name: str, data: bytes) -> str:
+        """Write raw/streams/<name> with exactly `data`."""
+        key = layout.RAW_STREAMS + name
+        self.storage.write_bytes(key, data)
+        return key
+
+    def settings(self, **overrides: object) -> Settings:
+        """Settings for this lake with the fixed test clock."""
+        values: dict[str, object] = {"lake": str(self.root), "now": NOW, **overrides}
+        return load_settings(env={}, config=self.root / "no-config.toml", **values)
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Lake:
+    """An empty lake with the default dimensions in place."""
+    made = Lake(tmp_path / "lake")
+    made.put_dimensions()
+    return made
