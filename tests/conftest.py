@@ -15,7 +15,15 @@ from music_etl.settings import Settings, load_settings
 
 #: The processing clock every test run uses unless it says otherwise.
 NOW = "2024-07-01T00:00:00Z"
-SONG_HEADER = ("track_id", "artists", "album_name", "track_name", "popularity", "duration_ms", "track_genre")
+SONG_HEADER = (
+    "track_id",
+    "artists",
+    "album_name",
+    "track_name",
+    "popularity",
+    "duration_ms",
+    "track_genre",
+)
 USER_HEADER = ("user_id", "user_name", "user_age", "user_country", "created_at")
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "amalitech-lab"
 
@@ -53,7 +61,9 @@ class Lake:
         self.storage = LocalStorage(root)
 
     def put_dimensions(
-        self, songs: Iterable[Sequence[object]] | None = None, users: Iterable[Sequence[object]] | None = None
+        self,
+        songs: Iterable[Sequence[object]] | None = None,
+        users: Iterable[Sequence[object]] | None = None,
     ) -> None:
         """Write songs.csv and users.csv (defaults: `default_songs`, `default_users`)."""
         self.storage.write_bytes(layout.RAW_SONGS, csv_bytes(SONG_HEADER, songs or default_songs()))
