@@ -97,8 +97,6 @@ def _process_claimed(
     job: _Job, claimed: list[Pending], previous: dict[str, FileRecord | None]
 ) -> BatchResult:
     components = job.components
-    for pending in claimed:
-        _clean_after_crash(components, pending, previous[pending.original_key])
     job.progress.step("validate", len(claimed))
     sources = [
         Source(key=p.key, original_key=p.original_key, sid=layout.source_id(p.key)) for p in claimed
@@ -132,40 +130,57 @@ def recompute(components: Components, days: Sequence[str], progress: Progress) -
     return results.days
 
 
-def _clean_after_crash(
-    components: Components, pending: Pending, previous: FileRecord | None
-) -> None:
-    """A claim left by a dead runner may have written any day: remove all of its files."""
-    if not _interrupted(previous):
-        return
-    sid = layout.source_id(pending.key)
-    storage = components.storage
-    for info in storage.list(layout.VALIDATED_STREAMS):
-        if info.key.endswith(f"/{sid}.parquet"):
-            storage.delete(info.key)
-    _delete_bad_records(components, sid, keep=())
-
-
 def _settle(
     job: _Job, pending: Pending, outcome: Outcome, previous: FileRecord | None
 ) -> tuple[set[str], tuple[str, ...]]:
-    """Remove what the file's earlier version left behind.
+    """Remove what the file's earlier version (or an interrupted attempt) left behind.
 
     Returns the days to recompute and the days whose valid rows of this file remain.
-    A rejected new version leaves the earlier version's rows loaded.
+    A rejected new version leaves the earlier version's rows loaded. Rejection is
+    decided by the content alone, so an interrupted attempt on the same content was
+    rejected too and wrote nothing.
     """
     before = tuple(previous.days) if previous else ()
-    if outcome.file_error and not _interrupted(previous):
+    interrupted = _interrupted(previous)
+    same_attempt = previous is not None and previous.content_hash == pending.content_hash
+    if outcome.file_error and (not interrupted or same_attempt):
         return set(), before
     components = job.components
     sid = layout.source_id(pending.key)
-    for day in sorted(set(before) - set(outcome.days)):
-        components.storage.delete(layout.validated_stream_key(date.fromisoformat(day), sid))
+    dropped = _drop_day_files(components, sid, before, keep=outcome.days, scan=interrupted)
     _delete_bad_records(components, sid, keep=outcome.bad_by_reason)
-    days = set(before) | set(outcome.days)
+    days = set(before) | dropped | set(outcome.days)
     record = _record(pending, outcome, job.owner, status=CLAIMED, days=tuple(sorted(days)))
     components.ledger.save(record)
     return days, outcome.days
+
+
+def _drop_day_files(
+    components: Components, sid: str, before: Sequence[str], *, keep: Sequence[str], scan: bool
+) -> set[str]:
+    """Delete the source's valid-row files outside `keep`; return their days.
+
+    After an interruption any day may hold a half-written attempt, so the whole
+    partition tree is scanned; otherwise the ledger's days say where the files are.
+    """
+    storage = components.storage
+    if scan:
+        keys = [
+            i.key
+            for i in storage.list(layout.VALIDATED_STREAMS)
+            if i.key.endswith(f"/{sid}.parquet")
+        ]
+    else:
+        keys = [layout.validated_stream_key(date.fromisoformat(day), sid) for day in before]
+    dropped = set()
+    for key in keys:
+        day = (
+            key.removeprefix(layout.VALIDATED_STREAMS).split("/", 1)[0].removeprefix("listen_date=")
+        )
+        if day not in keep:
+            storage.delete(key)
+            dropped.add(day)
+    return dropped
 
 
 def _finish(job: _Job, pending: Pending, outcome: Outcome, days: tuple[str, ...]) -> FileResult:
