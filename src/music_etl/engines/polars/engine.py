@@ -76,7 +76,9 @@ class PolarsEngine:
             except FileRejected as rejected:
                 outcomes[order] = _rejected(source, rejected)
         if raws:
-            outcomes.update(self._validate_rows(batch, pl.concat(raws, how="diagonal")))
+            judged = self._validate_rows(batch, pl.concat(raws, how="diagonal"))
+            for order, outcome in judged.items():
+                outcomes.setdefault(order, outcome)
         return [outcomes[order] for order in range(len(batch.sources))]
 
     def compute_days(self, days: Sequence[date]) -> DayResults:
@@ -95,18 +97,23 @@ class PolarsEngine:
         return DayResults(days=_iso(days), **{n: _rows(t) for n, t in outputs.items()})
 
     def _validate_rows(self, batch: StreamBatch, raw: pl.DataFrame) -> dict[int, Outcome]:
+        """Judge the batch; files over the bad-row threshold drop out one at a time.
+
+        Only the earliest file newly over the threshold drops out per pass: its rows
+        must not count as already seen by later files, which are then judged again.
+        """
         judged = judge_rows(raw, STREAMS, self._stream_context(batch))
-        frame = judge_occurrences(judged, self._seen(judged, batch))
-        failed = self._over_threshold(frame, batch)
-        if failed:
+        failed: list[int] = []
+        rejected: list[pl.DataFrame] = []
+        while True:
             kept = drop_files(judged, failed)
-            frame = pl.concat(
-                [
-                    judge_occurrences(kept, self._seen(kept, batch)),
-                    frame.filter(pl.col(ORDER).is_in(failed)),
-                ],
-                how="diagonal_relaxed",
-            )
+            frame = judge_occurrences(kept, self._seen(kept, batch))
+            over = self._over_threshold(frame, batch)
+            if not over:
+                break
+            failed.append(over[0])
+            rejected.append(frame.filter(pl.col(ORDER) == over[0]))
+        frame = pl.concat([frame, *rejected], how="diagonal_relaxed")
         return self._write_streams(batch, frame, failed)
 
     def _write_streams(
@@ -120,8 +127,7 @@ class PolarsEngine:
         counts = counts_by_file(frame)
         outcomes = {}
         for order, source in enumerate(batch.sources):
-            if order in counts:
-                outcomes[order] = _outcome(source, counts[order], days.get(order, ()))
+            outcomes[order] = _outcome(source, counts.get(order, {}), days.get(order, ()))
         for order in failed:
             outcomes[order] = _too_many_bad(outcomes[order], batch.threshold)
         return outcomes

@@ -1,0 +1,447 @@
+"""Benchmark `music-etl run` against hand-written Polars and DuckDB yardsticks.
+
+Generates a lake once, then times, each in a fresh subprocess (so its peak RSS is its own):
+the Polars reference, the DuckDB reference, `run` on a copy of the lake, and the incremental
+case (one new 1 M-row file on the lake after `run`, versus that file alone on a fresh lake).
+Writes the numbers into a markdown page (default `docs/benchmarks.md`).
+
+    .venv/bin/python benchmarks/run_benchmark.py --rows 10_000_000
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+NOW = "2024-07-01T00:00:00Z"
+SEED = 20_240_701
+NEW_FILE_SEED = 99
+NEW_FILE_ROWS = 1_000_000
+TARGET_RATIO = 1.2
+TARGET_RSS_GB = 3.0
+TARGET_INCREMENTAL = 3.0
+TABLES = ("daily_genre_kpis", "top_songs", "top_genres")
+KEYS = {
+    "daily_genre_kpis": ["date", "genre"],
+    "top_songs": ["date", "genre", "rank"],
+    "top_genres": ["date", "rank"],
+}
+
+
+# --------------------------------------------------------------------------- children
+
+
+def _child_reference(engine: str, lake: str, out: Path) -> dict[str, Any]:
+    sys.path.insert(0, str(HERE))
+    if engine == "polars":
+        import reference_polars as reference
+    else:
+        import reference_duckdb as reference
+    clock = datetime.fromisoformat(NOW.replace("Z", "+00:00")).replace(tzinfo=None)
+    start = time.perf_counter()
+    tables = reference.compute(lake, clock)
+    seconds = time.perf_counter() - start
+    for name, table in tables.items():
+        table.write_parquet(out / f"{name}.parquet")
+    reasons = dict(tables["reasons"].iter_rows())
+    return {"seconds": seconds, "reasons": reasons}
+
+
+@dataclass
+class _Steps:
+    """Inclusive wall time and call count per instrumented step of `run`."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    calls: dict[str, int] = field(default_factory=dict)
+
+    def wrap(self, owner: Any, attr: str, label: str) -> None:
+        func: Callable[..., Any] = getattr(owner, attr)
+
+        @functools.wraps(func)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                self.seconds[label] = self.seconds.get(label, 0.0) + time.perf_counter() - start
+                self.calls[label] = self.calls.get(label, 0) + 1
+
+        setattr(owner, attr, timed)
+
+
+def _instrument() -> _Steps:
+    """Wrap the steps of `run` with timers (a few calls each: no measurable overhead)."""
+    from music_etl.engines.polars import engine
+    from music_etl.pipeline import batch, run
+
+    steps = _Steps()
+    cls = engine.PolarsEngine
+    for owner, attr, label in (
+        (run, "refresh_dimensions", "dimensions (validate users+songs)"),
+        (run, "discover", "discover (list + content hash)"),
+        (batch, "process_batch", "process_batch (total)"),
+        (cls, "validate_streams", "validate_streams (total)"),
+        (engine, "read_raw", "read CSV"),
+        (engine, "judge_rows", "row rules (trim, regex, parse, lookups)"),
+        (cls, "_seen", "duplicate check: list earlier day files"),
+        (engine, "judge_occurrences", "duplicate check (first occurrence + earlier files)"),
+        (engine, "counts_by_file", "counts by file"),
+        (cls, "_write_valid", "write validated day files"),
+        (cls, "_write_bad", "write bad records"),
+        (batch, "recompute", "recompute days (total, incl. serving load)"),
+        (cls, "compute_days", "compute_days (read validated, join, aggregate, write)"),
+        (cls, "_write_outputs", "write processed files"),
+        (engine, "write_parquet", "write_parquet (all files)"),
+    ):
+        steps.wrap(owner, attr, label)
+    return steps
+
+
+def _child_run(lake: str) -> dict[str, Any]:
+    steps = _instrument()
+    from music_etl.pipeline.run import run
+    from music_etl.settings import Settings
+
+    start = time.perf_counter()
+    report = run(Settings(lake=lake, now=NOW))
+    seconds = time.perf_counter() - start
+    reasons: dict[str, int] = {}
+    for result in report.processed:
+        for reason, rows in result.bad_by_reason.items():
+            reasons[reason] = reasons.get(reason, 0) + rows
+    reasons["valid"] = sum(f.rows_valid for f in report.processed)
+    return {
+        "seconds": seconds,
+        "reasons": reasons,
+        "files": len(report.files),
+        "failed": {f.key: f.error for f in report.failed},
+        "days": len(report.days),
+        "steps": steps.seconds,
+        "calls": steps.calls,
+    }
+
+
+def child_main(args: argparse.Namespace) -> None:
+    out = Path(args.result)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.child == "run":
+        result = _child_run(args.lake)
+    else:
+        result = _child_reference(args.child, args.lake, out)
+    (out / "result.json").write_text(json.dumps(result, default=str))
+
+
+# --------------------------------------------------------------------------- parent
+
+
+@dataclass
+class Measured:
+    """One child process: its own timing, its peak RSS, its result."""
+
+    name: str
+    seconds: float
+    process_seconds: float
+    peak_rss_mb: float
+    result: dict[str, Any]
+    out: Path
+
+
+def measure(name: str, child: str, lake: Path, out: Path, timeout: float = 3600) -> Measured:
+    """Run one child in a fresh interpreter; peak RSS from `wait4` of that child alone."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", child]
+    cmd += ["--lake", str(lake), "--result", str(out)]
+    print(f"  {name} …", flush=True)
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=ROOT)
+    deadline = start + timeout
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.perf_counter() > deadline:
+            proc.kill()
+            pid, status, usage = os.wait4(proc.pid, 0)
+            break
+        time.sleep(0.05)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{name} failed with exit code {proc.returncode}")
+    result = json.loads((out / "result.json").read_text())
+    rss = usage.ru_maxrss / 1024  # kilobytes on Linux
+    print(f"    {result['seconds']:.1f} s, peak RSS {rss:,.0f} MB", flush=True)
+    return Measured(name, result["seconds"], elapsed, rss, result, out)
+
+
+def generate_lake(root: Path, rows: int, files: int, days: int) -> tuple[float, Any]:
+    from music_etl.adapters.storage.local import LocalStorage
+    from music_etl.sample.generator import generate
+
+    start = time.perf_counter()
+    report = generate(LocalStorage(root), streams=rows, files=files, days=days, seed=SEED)
+    return time.perf_counter() - start, report
+
+
+def new_stream_file(path: Path, rows: int, days: int) -> dict[str, int]:
+    """One stream file of `rows` from another seed, over the SAME users and song catalogue.
+
+    `generate` derives the catalogue from its seed, so a plain second `generate` call would
+    reference tracks the lake does not know; this reuses its steps with the lake's catalogue
+    seed and a different stream seed.
+    """
+    from music_etl.sample import generator as g
+
+    song_seed, _, _ = np.random.SeedSequence(SEED).spawn(3)
+    _, _, stream_seed = np.random.SeedSequence(NEW_FILE_SEED).spawn(3)
+    catalog = g._catalog(np.random.default_rng(song_seed), 20_000)
+    sizes = g._Sizes(streams=rows, files=1, days=days, users=10_000, bad=round(0.02 * rows))
+    plan = g._plan(np.random.default_rng(stream_seed), catalog, sizes)
+    tables = g._Tables(catalog.track_ids + catalog.unknown_ids, days, date(2024, 6, 30))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tables.render(plan, 0, rows).write_csv(path)
+    return g._by_reason(plan.kind)
+
+
+def _norm(table: pl.DataFrame, name: str) -> pl.DataFrame:
+    casts = {c: pl.Int64 for c, t in table.schema.items() if t.is_integer() and c not in ("date",)}
+    frame = table.with_columns(
+        pl.col("date").cast(pl.String), *(pl.col(c).cast(t) for c, t in casts.items())
+    )
+    columns = list(frame.columns)
+    return frame.select(sorted(columns)).sort(KEYS[name])
+
+
+def processed(lake: Path, name: str) -> pl.DataFrame:
+    pattern = str(lake / "processed" / name / "**" / "*.parquet")
+    return pl.read_parquet(pattern, hive_partitioning=True)
+
+
+def compare(reference: Measured, lake: Path) -> dict[str, str]:
+    """Per output table: `equal`, or what differs between the reference and `run`'s lake."""
+    verdict = {}
+    for name in TABLES:
+        ref = _norm(pl.read_parquet(reference.out / f"{name}.parquet"), name)
+        got = _norm(processed(lake, name), name)
+        if ref.columns != got.columns:
+            verdict[name] = f"columns differ: {ref.columns} vs {got.columns}"
+        elif ref.height != got.height:
+            verdict[name] = f"rows differ: {ref.height} vs {got.height}"
+        else:
+            floats = [c for c, t in ref.schema.items() if t.is_float()]
+            exact = [c for c in ref.columns if c not in floats]
+            same = ref.select(exact).equals(got.select(exact))
+            for column in floats:
+                same = same and bool(np.allclose(ref[column].to_numpy(), got[column].to_numpy()))
+            verdict[name] = "equal" if same else "values differ"
+    return verdict
+
+
+def machine() -> dict[str, str]:
+    import duckdb
+
+    mem_kb = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            mem_kb = int(line.split()[1])
+    return {
+        "nproc": str(os.cpu_count()),
+        "ram": f"{mem_kb / 1024**2:.1f} GiB",
+        "cpu": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "polars": pl.__version__,
+        "duckdb": duckdb.__version__,
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def _ok(flag: bool) -> str:
+    return "✅ met" if flag else "❌ missed"
+
+
+def render(ctx: dict[str, Any]) -> str:
+    m = ctx["machine"]
+    pol, duck, run = ctx["polars"], ctx["duckdb"], ctx["run"]
+    fastest = min(pol, duck, key=lambda x: x.seconds)
+    ratio = run.seconds / fastest.seconds
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `benchmarks/run_benchmark.py` "
+        f"(`--rows {ctx['rows']:_} --files {ctx['files']} --days {ctx['days']}`); "
+        "do not edit by hand, re-run it.",
+        "",
+        f"Machine: {m['nproc']} cores, {m['ram']} RAM ({m['cpu']}), Python {m['python']}, "
+        f"Polars {m['polars']}, DuckDB {m['duckdb']}, run on {m['date']}.",
+        "",
+        f"Data: {ctx['rows']:,} stream rows in {ctx['files']} CSV files "
+        f"({ctx['raw_mb']:,.0f} MB) over {ctx['days']} days, 10,000 users, 20,000 tracks "
+        f"(~15 % in two genres), 2 % planted bad rows of every reason; generated in "
+        f"{ctx['generate_s']:.1f} s. Clock fixed at `{NOW}`.",
+        "",
+        "Every case runs in a fresh subprocess; *time* is measured inside it around the work "
+        "(imports excluded), *peak RSS* is the child's `ru_maxrss` from `wait4`.",
+        "",
+        "## Full load",
+        "",
+        "| case | time (s) | process wall (s) | peak RSS (MB) | vs fastest reference |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for case in (pol, duck, run):
+        lines.append(
+            f"| {case.name} | {case.seconds:.1f} | {case.process_seconds:.1f} | "
+            f"{case.peak_rss_mb:,.0f} | {case.seconds / fastest.seconds:.2f}x |"
+        )
+    inc, cold = ctx.get("incremental"), ctx.get("cold")
+    if inc and cold:
+        lines += [
+            "",
+            "## Incremental",
+            "",
+            f"One new file of {NEW_FILE_ROWS:,} rows (other seed, same users and songs, same "
+            f"{ctx['days']} days) dropped on the lake after the full `run`, versus the same "
+            "file alone on a fresh lake with the same dimensions.",
+            "",
+            "| case | time (s) | peak RSS (MB) |",
+            "|---|---:|---:|",
+            f"| {inc.name} | {inc.seconds:.1f} | {inc.peak_rss_mb:,.0f} |",
+            f"| {cold.name} | {cold.seconds:.1f} | {cold.peak_rss_mb:,.0f} |",
+            f"| ratio | {inc.seconds / cold.seconds:.2f}x | |",
+        ]
+    lines += ["", "## Targets", "", "| target | measured | status |", "|---|---|---|"]
+    lines.append(
+        f"| `run` ≤ {TARGET_RATIO}x fastest reference ({fastest.name}) | {ratio:.2f}x | "
+        f"{_ok(ratio <= TARGET_RATIO)} |"
+    )
+    peak = max([run.peak_rss_mb, *(c.peak_rss_mb for c in (inc, cold) if c)])
+    lines.append(
+        f"| `run` peak RSS ≤ {TARGET_RSS_GB:.0f} GB | {peak / 1024:.2f} GB | "
+        f"{_ok(peak / 1024 <= TARGET_RSS_GB)} |"
+    )
+    if inc and cold:
+        r = inc.seconds / cold.seconds
+        lines.append(
+            f"| incremental ≤ {TARGET_INCREMENTAL:.0f}x cold run of the same file | {r:.2f}x | "
+            f"{_ok(r <= TARGET_INCREMENTAL)} |"
+        )
+    lines += ["", "## Same work", ""]
+    for ref in (pol, duck):
+        verdict = ", ".join(f"{k}: {v}" for k, v in ctx["compare"][ref.name].items())
+        lines.append(f"- `run`'s processed tables vs {ref.name}: {verdict}.")
+    lines.append(f"- Rows per reason, planted by the generator: {ctx['planted']}.")
+    for case in (pol, duck, run):
+        lines.append(
+            f"- Rows per reason, {case.name}: {dict(sorted(case.result['reasons'].items()))}."
+        )
+    lines += ["", "## Where `run`'s time goes", ""]
+    for case in (run, inc, cold):
+        if not case:
+            continue
+        lines += [
+            f"{case.name} (inclusive wall time per step; nested steps overlap):",
+            "",
+            "| step | calls | seconds | share |",
+            "|---|---:|---:|---:|",
+        ]
+        steps = case.result["steps"]
+        for label, seconds in sorted(steps.items(), key=lambda kv: -kv[1]):
+            calls = case.result["calls"][label]
+            lines.append(f"| {label} | {calls} | {seconds:.2f} | {seconds / case.seconds:.0%} |")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main() -> None:
+    args = parse_args()
+    if args.child:
+        child_main(args)
+        return
+    base = Path(tempfile.mkdtemp(prefix="music-etl-bench-"))
+    try:
+        bench(args, base)
+    finally:
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def bench(args: argparse.Namespace, base: Path) -> None:
+    gen = base / "generated"
+    print(f"Generating {args.rows:,} rows into {gen} …", flush=True)
+    generate_s, report = generate_lake(gen, args.rows, args.files, args.days)
+    raw_mb = sum(p.stat().st_size for p in (gen / "raw/streams").glob("*.csv")) / 1024**2
+    print(f"  {generate_s:.1f} s, {raw_mb:,.0f} MB of stream CSV", flush=True)
+    planted = dict(report.bad_rows)
+    planted["valid"] = report.valid_rows
+    ctx: dict[str, Any] = {
+        "rows": args.rows,
+        "files": args.files,
+        "days": args.days,
+        "raw_mb": raw_mb,
+        "generate_s": generate_s,
+        "planted": planted,
+        "machine": machine(),
+    }
+    print("Full load:", flush=True)
+    ctx["polars"] = measure("Polars reference", "polars", gen, base / "out-polars")
+    ctx["duckdb"] = measure("DuckDB reference", "duckdb", gen, base / "out-duckdb")
+    lake = base / "lake"
+    shutil.copytree(gen, lake)
+    ctx["run"] = measure("`music-etl run`", "run", lake, base / "out-run")
+    ctx["compare"] = {ref.name: compare(ref, lake) for ref in (ctx["polars"], ctx["duckdb"])}
+    print(f"  same work: {ctx['compare']}", flush=True)
+    if not args.skip_incremental:
+        print("Incremental:", flush=True)
+        scratch = base / "scratch" / "streams_new.csv"
+        new_stream_file(scratch, NEW_FILE_ROWS, args.days)
+        shutil.copy(scratch, lake / "raw/streams/streams_9999.csv")
+        ctx["incremental"] = measure(
+            "`run` with one new file on the loaded lake", "run", lake, base / "out-inc"
+        )
+        cold = base / "cold"
+        for sub in ("raw/users", "raw/songs", "raw/streams"):
+            (cold / sub).mkdir(parents=True)
+        shutil.copy(gen / "raw/users/users.csv", cold / "raw/users/users.csv")
+        shutil.copy(gen / "raw/songs/songs.csv", cold / "raw/songs/songs.csv")
+        shutil.copy(scratch, cold / "raw/streams/streams_9999.csv")
+        ctx["cold"] = measure(
+            "`run` of that file alone on a fresh lake", "run", cold, base / "out-cold"
+        )
+    out = ROOT / args.out if not Path(args.out).is_absolute() else Path(args.out)
+    out.write_text(render(ctx))
+    print(f"Wrote {out}", flush=True)
+    print(out.read_text())
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--files", type=int, default=10)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--out", default="docs/benchmarks.md")
+    parser.add_argument("--skip-incremental", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary lakes")
+    parser.add_argument("--child", choices=("polars", "duckdb", "run"), help=argparse.SUPPRESS)
+    parser.add_argument("--lake", help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    main()
