@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from music_etl.adapters.ledger.base import DONE, FAILED, RunRecord, new_owner
+from music_etl.adapters.storage.base import LeavesTemporaries
 from music_etl.logic import layout
 from music_etl.pipeline.batch import FileResult, Pending, process_batch, recompute
 from music_etl.pipeline.components import Components, lake_lock, open_components
@@ -65,6 +66,8 @@ def run_with(
     owner = owner or new_owner()
     clock = components.settings.clock()
     with lake_lock(components, owner):
+        if isinstance(components.storage, LeavesTemporaries):
+            components.storage.sweep_temporaries()
         dims = refresh_dimensions(components)
         files: list[FileResult] = []
         days: set[str] = set()

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,4 +63,13 @@ class Storage(Protocol):
 
     def delete(self, key: str) -> None:
         """Remove `key`; a missing key is not an error."""
+        ...
+
+
+@runtime_checkable
+class LeavesTemporaries(Protocol):
+    """A capability: storage whose interrupted writes can leave temp files behind."""
+
+    def sweep_temporaries(self) -> int:
+        """Delete temp files of interrupted writes; only safe under the lake lock."""
         ...

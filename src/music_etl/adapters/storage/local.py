@@ -13,6 +13,7 @@ from music_etl.adapters.storage.base import ObjectInfo
 from music_etl.errors import StorageError
 
 _CHUNK = 1 << 20
+_TMP = ".tmp-"
 
 
 class LocalStorage:
@@ -36,13 +37,21 @@ class LocalStorage:
         found = []
         for dirpath, _dirs, files in os.walk(base):
             for name in files:
-                if name.startswith(".tmp-"):
+                if name.startswith(_TMP):
                     continue
                 full = Path(dirpath) / name
                 key = full.relative_to(self._root).as_posix()
                 if key.startswith(prefix):
                     found.append(ObjectInfo(key=key, size=full.stat().st_size))
         yield from sorted(found, key=lambda info: info.key)
+
+    def sweep_temporaries(self) -> int:
+        """Delete `.tmp-*` files that a killed writer left; return how many."""
+        swept = 0
+        for path in self._root.rglob(f"{_TMP}*"):
+            path.unlink(missing_ok=True)
+            swept += 1
+        return swept
 
     def exists(self, key: str) -> bool:
         """Whether `key` is a file."""
@@ -65,7 +74,7 @@ class LocalStorage:
         """Yield a temp path beside `key`; rename it into place on success."""
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
+        fd, name = tempfile.mkstemp(prefix=_TMP, dir=target.parent)
         os.close(fd)
         tmp = Path(name)
         try:

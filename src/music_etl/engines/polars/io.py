@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import os
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
+from datetime import date
 
 import polars as pl
 
 from music_etl.adapters.storage.base import Storage
+from music_etl.logic import layout
 from music_etl.logic.checks import missing_columns, normalize_header
 from music_etl.logic.contract import MISSING_COLUMN, UNREADABLE_FILE, DatasetContract
 
 LINE = "_line"
 ORDER = "_order"
+_WRITERS = max(2, os.cpu_count() or 1)
 #: The header is line 1, so the first data row is line 2.
 _FIRST_DATA_LINE = 2
 
@@ -69,3 +74,20 @@ def write_parquet(storage: Storage, key: str, frame: pl.DataFrame) -> None:
     """Write `frame` to `key` atomically."""
     with storage.writer(key) as path:
         frame.write_parquet(path, compression="zstd", statistics=True)
+
+
+def write_all(storage: Storage, parts: Iterable[tuple[str, pl.DataFrame]]) -> None:
+    """Write many small frames at once; Polars releases the GIL while it encodes."""
+    with ThreadPoolExecutor(max_workers=_WRITERS) as pool:
+        for future in [pool.submit(write_parquet, storage, key, frame) for key, frame in parts]:
+            future.result()
+
+
+def day_files(storage: Storage, day: date, exclude: Collection[str] = ()) -> list[str]:
+    """The valid-row files of one listen date, except those of the `exclude` source ids."""
+    prefix = layout.validated_day_prefix(day)
+    return [
+        info.key
+        for info in storage.list(prefix)
+        if info.key.endswith(".parquet") and info.key[len(prefix) : -len(".parquet")] not in exclude
+    ]

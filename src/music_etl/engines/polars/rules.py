@@ -8,6 +8,7 @@ from datetime import datetime
 
 import polars as pl
 
+from music_etl.engines.polars.io import LINE, ORDER
 from music_etl.logic.contract import DatasetContract
 from music_etl.logic.rules import (
     INTEGER_PATTERN,
@@ -23,7 +24,9 @@ from music_etl.logic.rules import (
 )
 
 REASON = "reason"
+TYPED_PREFIX = "_typed_"
 _SEEN = "_seen_before"
+_HIT = "_seen_elsewhere"
 _TS_FORMAT = "%Y-%m-%d %H:%M:%S"
 TIMESTAMP_TYPE = pl.Datetime("us", "UTC")
 
@@ -57,19 +60,36 @@ def parsed(name: str, kind: Kind) -> pl.Expr:
     return column
 
 
+def typed(name: str, kind: Kind) -> pl.Expr:
+    """The column holding `name`'s parsed value (see `with_typed`)."""
+    return pl.col(name if kind is Kind.STRING else TYPED_PREFIX + name)
+
+
+def with_typed(frame: pl.LazyFrame, types: Mapping[str, Kind]) -> pl.LazyFrame:
+    """Add each trimmed column's parsed value once, for every rule to share."""
+    return frame.with_columns(
+        parsed(name, kind).alias(TYPED_PREFIX + name)
+        for name, kind in types.items()
+        if kind is not Kind.STRING
+    )
+
+
 def passes(rule: Rule, types: Mapping[str, Kind], ctx: RuleContext) -> pl.Expr:
-    """True where a row passes `rule` (first-occurrence rules are applied separately)."""
+    """True where a row passes `rule` (first-occurrence rules are applied separately).
+
+    Reads the trimmed columns and their parsed values added by `with_typed`.
+    """
     if isinstance(rule, NotNull):
         return pl.all_horizontal(pl.col(c).is_not_null() for c in rule.columns)
     if isinstance(rule, ParseInt64 | ParseTimestamp):
-        return parsed(rule.column, types[rule.column]).is_not_null()
+        return typed(rule.column, types[rule.column]).is_not_null()
     if isinstance(rule, NotAfterClock):
         assert ctx.clock is not None, "a NotAfterClock rule needs the processing clock"
         limit = pl.lit(ctx.clock + rule.slack).dt.replace_time_zone("UTC")
-        return parsed(rule.column, types[rule.column]) <= limit
+        return typed(rule.column, types[rule.column]) <= limit
     if isinstance(rule, InReference):
         keys = ctx.references[rule.reference].get_column(rule.column)
-        return parsed(rule.column, types[rule.column]).is_in(keys.implode())
+        return typed(rule.column, types[rule.column]).is_in(keys.implode())
     raise TypeError(f"{type(rule).__name__} is applied by first_occurrence, not passes")
 
 
@@ -97,14 +117,21 @@ def apply_first_occurrence(
 ) -> pl.LazyFrame:
     """Mark later repeats of `rule.key` among still-valid rows, and keys in `seen`.
 
-    `frame` must be in file order, then line order: the first row wins.
+    `frame` must be in file order, then line order: the first row wins. Rows are
+    identified by (`ORDER`, `LINE`); `seen` may hold a key more than once.
     """
     key = list(rule.key)
     valid = pl.col(REASON).is_null()
-    frame = frame.with_columns((~pl.struct(key).is_first_distinct().over(valid)).alias(_SEEN))
+    # Rejected rows get their own key space through the flag, so they never shadow valid ones.
+    first = pl.struct([*key, valid.alias(_SEEN)]).is_first_distinct()
+    frame = frame.with_columns((~first).alias(_SEEN))
     if seen is not None:
-        known = seen.unique().with_columns(pl.lit(value=True).alias(_SEEN + "_x"))
-        frame = frame.join(known, on=key, how="left", maintain_order="left")
-        frame = frame.with_columns(pl.col(_SEEN) | pl.col(_SEEN + "_x").fill_null(value=False))
+        hits = (
+            frame.filter(valid & ~pl.col(_SEEN))
+            .join(seen, on=key, how="semi")
+            .select(ORDER, LINE, pl.lit(value=True).alias(_HIT))
+        )
+        frame = frame.join(hits, on=[ORDER, LINE], how="left", maintain_order="left")
+        frame = frame.with_columns(pl.col(_SEEN) | pl.col(_HIT).fill_null(value=False))
     reason = pl.when(valid & pl.col(_SEEN)).then(pl.lit(rule.reason)).otherwise(pl.col(REASON))
-    return frame.with_columns(reason.alias(REASON)).drop(_SEEN, _SEEN + "_x", strict=False)
+    return frame.with_columns(reason.alias(REASON)).drop(_SEEN, _HIT, strict=False)

@@ -19,13 +19,7 @@ from music_etl.logic.contract import (
 
 def plays(streams: pl.LazyFrame, songs: pl.LazyFrame) -> pl.LazyFrame:
     """Each valid listen once per genre of its track, with the track's duration."""
-    catalogue = songs.select(
-        "track_id",
-        pl.col("track_genre").alias("genre"),
-        "duration_ms",
-        "track_name",
-        "artists",
-    )
+    catalogue = songs.select("track_id", pl.col("track_genre").alias("genre"), "duration_ms")
     return streams.select(
         pl.col("listen_time").dt.date().alias("date"), "user_id", "track_id"
     ).join(catalogue, on="track_id", how="inner")
@@ -68,14 +62,14 @@ def top_n(frame: pl.LazyFrame, spec: TopN) -> pl.LazyFrame:
     return ranked.filter(pl.col("rank") <= spec.n)
 
 
-def top_songs(joined: pl.LazyFrame) -> pl.LazyFrame:
-    """`top_songs`: the most played tracks per (date, genre)."""
+def top_songs(joined: pl.LazyFrame, songs: pl.LazyFrame) -> pl.LazyFrame:
+    """`top_songs`: the most played tracks per (date, genre), named after ranking."""
     counted = joined.group_by([*TOP_SONGS.partition, "track_id"]).agg(
-        pl.len().cast(pl.Int64).alias("play_count"),
-        pl.col("track_name").first(),
-        pl.col("artists").first(),
+        pl.len().cast(pl.Int64).alias("play_count")
     )
-    return top_n(counted, TOP_SONGS).select(TOP_SONGS_COLUMNS)
+    names = songs.select("track_id", pl.col("track_genre").alias("genre"), "track_name", "artists")
+    ranked = top_n(counted, TOP_SONGS)
+    return ranked.join(names, on=["track_id", "genre"], how="left").select(TOP_SONGS_COLUMNS)
 
 
 def top_genres(daily_kpis: pl.LazyFrame) -> pl.LazyFrame:

@@ -10,14 +10,16 @@ import polars as pl
 from music_etl.engines.polars.io import LINE, ORDER
 from music_etl.engines.polars.rules import (
     REASON,
+    TYPED_PREFIX,
     RuleContext,
     apply_first_occurrence,
     occurrence_rules,
-    parsed,
     reason_expr,
     trimmed,
+    with_typed,
 )
 from music_etl.logic.contract import DatasetContract
+from music_etl.logic.rules import Kind
 
 RAW_PREFIX = "_raw_"
 
@@ -29,21 +31,22 @@ class Judged:
     contract: DatasetContract
     frame: pl.DataFrame
 
-    def valid_so_far(self) -> pl.DataFrame:
-        """The rows no rule has rejected yet."""
-        return self.frame.filter(pl.col(REASON).is_null())
-
 
 def judge_rows(raw: pl.DataFrame, contract: DatasetContract, ctx: RuleContext) -> Judged:
     """Apply the row-level rules in order; keep the raw values for bad records."""
     names = list(contract.columns)
     optional = [c for c in contract.optional if c in raw.columns]
+    typed_names = [TYPED_PREFIX + c for c, k in contract.columns.items() if k is not Kind.STRING]
     frame = (
-        raw.lazy()
-        .with_columns(pl.col(c).alias(RAW_PREFIX + c) for c in names)
-        .with_columns(trimmed(c) for c in [*names, *optional])
+        with_typed(
+            raw.lazy()
+            .with_columns(pl.col(c).alias(RAW_PREFIX + c) for c in names)
+            .with_columns(trimmed(c) for c in [*names, *optional]),
+            contract.columns,
+        )
         .with_columns(reason_expr(contract, ctx))
-        .with_columns(parsed(c, kind).alias(c) for c, kind in contract.columns.items())
+        .with_columns(pl.col(t).alias(t.removeprefix(TYPED_PREFIX)) for t in typed_names)
+        .drop(typed_names)
         .collect()
     )
     return Judged(contract=contract, frame=frame)
@@ -60,15 +63,15 @@ def judge_occurrences(judged: Judged, seen: pl.LazyFrame | None) -> pl.DataFrame
 def valid_rows(frame: pl.DataFrame, contract: DatasetContract) -> pl.DataFrame:
     """Typed rows that passed every rule, with their line numbers."""
     keep = [c for c in frame.columns if not c.startswith(RAW_PREFIX) and c != REASON]
-    return frame.filter(pl.col(REASON).is_null()).select(keep)
+    valid = pl.col(REASON).is_null()
+    return frame.lazy().filter(valid).select(keep).collect()
 
 
 def bad_rows(frame: pl.DataFrame, contract: DatasetContract) -> pl.DataFrame:
     """Rejected rows: raw values as they were in the file, reason and line."""
     raw = [pl.col(RAW_PREFIX + c).alias(c) for c in contract.columns]
-    return frame.filter(pl.col(REASON).is_not_null()).select(
-        *raw, pl.col(REASON), pl.col(LINE), pl.col(ORDER)
-    )
+    bad = pl.col(REASON).is_not_null()
+    return frame.lazy().filter(bad).select(*raw, REASON, LINE, ORDER).collect()
 
 
 def counts_by_file(frame: pl.DataFrame) -> dict[int, dict[str, int]]:
@@ -82,6 +85,8 @@ def counts_by_file(frame: pl.DataFrame) -> dict[int, dict[str, int]]:
 
 def drop_files(judged: Judged, orders: Sequence[int]) -> Judged:
     """The judged rows without the files in `orders`."""
+    if not orders:
+        return judged
     return Judged(
         contract=judged.contract, frame=judged.frame.filter(~pl.col(ORDER).is_in(list(orders)))
     )

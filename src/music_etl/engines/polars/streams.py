@@ -1,0 +1,181 @@
+"""Validating a batch of stream files on Polars and writing it per (source, day)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import polars as pl
+
+from music_etl.adapters.storage.base import Storage
+from music_etl.engines.base import Outcome, Source, StreamBatch
+from music_etl.engines.polars.io import LINE, ORDER, day_files, local_paths, write_all
+from music_etl.engines.polars.rules import REASON, RuleContext
+from music_etl.engines.polars.validate import (
+    Judged,
+    bad_rows,
+    counts_by_file,
+    drop_files,
+    judge_occurrences,
+    judge_rows,
+    valid_rows,
+)
+from music_etl.logic import layout
+from music_etl.logic.checks import exceeds_threshold
+from music_etl.logic.contract import SONGS, STREAMS, TOO_MANY_BAD_ROWS, USERS, DatasetContract
+
+KEY_COLUMNS = ("user_id", "track_id", "listen_time")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Written:
+    """A validated batch: one outcome per file order and the valid rows now in the lake."""
+
+    outcomes: dict[int, Outcome]
+    valid: pl.DataFrame
+    """`user_id, track_id, listen_time, listen_date` of every row written."""
+    sids: frozenset[str]
+    """Sources whose valid-row files are exactly `valid` (files that loaded)."""
+
+
+def validate_batch(storage: Storage, batch: StreamBatch, raw: pl.DataFrame) -> Written:
+    """Judge the batch's rows, write valid rows per (source, day) and bad rows per reason."""
+    judged = judge_rows(raw, STREAMS, stream_context(storage, batch))
+    del raw  # the judged frame keeps the raw values it needs for bad records
+    frame, failed = _judge_with_threshold(storage, judged, batch)
+    del judged
+    loaded = frame.filter(~pl.col(ORDER).is_in(failed)) if failed else frame
+    counts = counts_by_file(frame)
+    valid = valid_rows(loaded, STREAMS).with_columns(
+        pl.col("listen_time").dt.date().alias("listen_date")
+    )
+    bad = bad_rows(loaded, STREAMS)
+    del frame, loaded
+    days = _write_valid(storage, batch.sources, valid)
+    write_bad(storage, STREAMS, batch.sources, bad)
+    outcomes = {
+        order: outcome_of(source, counts.get(order, {}), days.get(order, ()))
+        for order, source in enumerate(batch.sources)
+    }
+    for order in failed:
+        outcomes[order] = _too_many_bad(outcomes[order], batch.threshold)
+    sids = frozenset(s.sid for o, s in enumerate(batch.sources) if o not in failed)
+    return Written(outcomes=outcomes, valid=valid.select(*KEY_COLUMNS, "listen_date"), sids=sids)
+
+
+def stream_context(storage: Storage, batch: StreamBatch) -> RuleContext:
+    """The valid song and user keys, and the batch's clock."""
+    references = {}
+    for contract, column in ((SONGS, "track_id"), (USERS, "user_id")):
+        key = layout.validated_dimension_key(contract.name)
+        with local_paths(storage, [key]) as (path,):
+            references[contract.name] = pl.read_parquet(path, columns=[column]).unique()
+    return RuleContext(references=references, clock=batch.clock)
+
+
+def write_bad(
+    storage: Storage, contract: DatasetContract, sources: Sequence[Source], bad: pl.DataFrame
+) -> None:
+    """One file per (source, reason) with the raw values, reason and line."""
+    parts = []
+    for (order, reason), part in bad.partition_by(ORDER, REASON, as_dict=True).items():
+        source = sources[order]
+        rows = part.select(
+            *contract.columns,
+            REASON,
+            pl.lit(source.original_key).alias("source_file"),
+            pl.col(LINE).alias("source_line"),
+        )
+        parts.append((layout.bad_records_key(contract.name, str(reason), source.sid), rows))
+    write_all(storage, parts)
+
+
+def _judge_with_threshold(
+    storage: Storage, judged: Judged, batch: StreamBatch
+) -> tuple[pl.DataFrame, list[int]]:
+    """First-occurrence rules, with files over the bad-row threshold dropping out.
+
+    Only the earliest file newly over the threshold drops out per pass: its rows
+    must not count as already seen by later files, which are then judged again.
+    """
+    failed: list[int] = []
+    rejected: list[pl.DataFrame] = []
+    while True:
+        kept = drop_files(judged, failed)
+        frame = _judge_against_lake(storage, kept, batch)
+        over = _over_threshold(frame, batch.threshold)
+        if not over:
+            return (
+                pl.concat([frame, *rejected], how="diagonal_relaxed") if rejected else frame
+            ), failed
+        failed.append(over[0])
+        rejected.append(frame.filter(pl.col(ORDER) == over[0]))
+
+
+def _judge_against_lake(storage: Storage, judged: Judged, batch: StreamBatch) -> pl.DataFrame:
+    """Duplicates within the batch and against rows other files put on the same days."""
+    listen_days = (
+        judged.frame.lazy()
+        .filter(pl.col(REASON).is_null())
+        .select(pl.col("listen_time").dt.date().unique())
+        .collect()
+        .to_series()
+    )
+    exclude = {source.sid for source in batch.sources}
+    keys = [k for day in listen_days for k in day_files(storage, day, exclude)]
+    with local_paths(storage, keys) as paths:
+        seen = pl.scan_parquet(paths).select(KEY_COLUMNS) if paths else None
+        return judge_occurrences(judged, seen)
+
+
+def _over_threshold(frame: pl.DataFrame, threshold: float) -> list[int]:
+    failed = []
+    for order, counts in counts_by_file(frame).items():
+        total = sum(counts.values())
+        if exceeds_threshold(total, total - counts.get("", 0), threshold):
+            failed.append(order)
+    return sorted(failed)
+
+
+def _write_valid(
+    storage: Storage, sources: Sequence[Source], valid: pl.DataFrame
+) -> dict[int, tuple[str, ...]]:
+    days: dict[int, list[str]] = {}
+    parts = []
+    split = valid.partition_by(ORDER, "listen_date", as_dict=True, maintain_order=False)
+    for (order, day), part in sorted(split.items()):
+        source = sources[order]
+        rows = part.select(
+            *KEY_COLUMNS,
+            pl.lit(source.original_key).alias("source_file"),
+            pl.col(LINE).alias("source_line"),
+        )
+        parts.append((layout.validated_stream_key(day, source.sid), rows))
+        days.setdefault(order, []).append(day.isoformat())
+    write_all(storage, parts)
+    return {order: tuple(d) for order, d in days.items()}
+
+
+def outcome_of(source: Source, counts: dict[str, int], days: tuple[str, ...]) -> Outcome:
+    """The outcome of a file from its rows per reason (`""` for valid rows)."""
+    bad = {reason: n for reason, n in sorted(counts.items()) if reason}
+    return Outcome(
+        original_key=source.original_key,
+        rows_in=sum(counts.values()),
+        rows_valid=counts.get("", 0),
+        bad_by_reason=bad,
+        days=days,
+    )
+
+
+def _too_many_bad(outcome: Outcome, threshold: float) -> Outcome:
+    share = outcome.rows_bad / outcome.rows_in
+    return Outcome(
+        original_key=outcome.original_key,
+        rows_in=outcome.rows_in,
+        rows_valid=outcome.rows_valid,
+        bad_by_reason=outcome.bad_by_reason,
+        days=(),
+        file_error=TOO_MANY_BAD_ROWS,
+        message=f"{share:.1%} of rows are bad, above the threshold of {threshold:.1%}",
+    )
