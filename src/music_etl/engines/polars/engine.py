@@ -14,8 +14,9 @@ from music_etl.engines.polars import transform
 from music_etl.engines.polars.io import (
     LINE,
     ORDER,
+    DayChunk,
     FileRejected,
-    day_files,
+    day_chunks,
     local_paths,
     read_raw,
     write_all,
@@ -64,7 +65,7 @@ class PolarsEngine:
         except FileRejected as rejected:
             return _rejected(source, rejected)
         judged = judge_rows(raw, contract, RuleContext(references={}))
-        frame = judge_occurrences(judged, seen=None)
+        frame = judge_occurrences(judged, None)
         valid = valid_rows(frame, contract).drop(LINE, ORDER)
         write_parquet(self.storage, layout.validated_dimension_key(contract.name), valid)
         write_bad(self.storage, contract, [source], bad_rows(frame, contract))
@@ -91,28 +92,32 @@ class PolarsEngine:
         return [outcomes[order] for order in range(len(batch.sources))]
 
     def compute_days(self, days: Sequence[date]) -> DayResults:
-        """Recompute the output tables of `days` from all their valid rows."""
+        """Recompute the output tables of `days` from all their valid rows, chunk by chunk."""
         fresh, self._fresh = self._fresh, None
         exclude = fresh.sids if fresh else frozenset()
-        keys = [k for day in days for k in day_files(self.storage, day, exclude)]
-        with local_paths(self.storage, [*keys, _songs_key()]) as paths:
-            parts = [pl.scan_parquet(paths[:-1]).select(KEY_COLUMNS)] if keys else []
+        rows: dict[str, list[dict[str, Any]]] = {name: [] for name in _OUTPUTS}
+        for chunk in day_chunks(self.storage, days, exclude):
+            outputs = self._compute_chunk(chunk, fresh)
+            self._write_outputs(chunk.days, outputs)
+            for name, table in outputs.items():
+                rows[name] += _rows(table)
+        return DayResults(days=_iso(days), **rows)
+
+    def _compute_chunk(self, chunk: DayChunk, fresh: Written | None) -> dict[str, pl.DataFrame]:
+        with local_paths(self.storage, [*chunk.keys, _songs_key()]) as paths:
+            parts = [pl.scan_parquet(paths[:-1]).select(KEY_COLUMNS)] if chunk.keys else []
             if fresh is not None:
-                in_days = pl.col("listen_date").is_in(list(days))
+                in_days = pl.col("listen_date").is_in(chunk.days)
                 parts.append(fresh.valid.lazy().filter(in_days).select(KEY_COLUMNS))
             if not parts:
-                self._write_outputs(days, {})
-                return DayResults(days=_iso(days))
+                return {}
             songs = pl.scan_parquet(paths[-1])
             # Materialised once: the three tables all start from the same join.
             joined = transform.plays(pl.concat(parts), songs).collect().lazy()
             kpis = transform.kpis(joined).collect()
             top_songs = transform.top_songs(joined, songs).collect()
-            del joined
-        tables = (kpis, top_songs, transform.top_genres(kpis.lazy()).collect())
-        outputs = dict(zip(_OUTPUTS, tables, strict=True))
-        self._write_outputs(days, outputs)
-        return DayResults(days=_iso(days), **{n: _rows(t) for n, t in outputs.items()})
+        top_genres = transform.top_genres(kpis.lazy()).collect()
+        return dict(zip(_OUTPUTS, (kpis, top_songs, top_genres), strict=True))
 
     def _write_outputs(self, days: Sequence[date], outputs: dict[str, pl.DataFrame]) -> None:
         """One file per (table, day); a day without rows loses its old file."""

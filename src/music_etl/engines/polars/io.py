@@ -6,11 +6,12 @@ import os
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
 
-from music_etl.adapters.storage.base import Storage
+from music_etl.adapters.storage.base import ObjectInfo, Storage
 from music_etl.logic import layout
 from music_etl.logic.checks import missing_columns, normalize_header
 from music_etl.logic.contract import MISSING_COLUMN, UNREADABLE_FILE, DatasetContract
@@ -18,6 +19,8 @@ from music_etl.logic.contract import MISSING_COLUMN, UNREADABLE_FILE, DatasetCon
 LINE = "_line"
 ORDER = "_order"
 _WRITERS = max(2, os.cpu_count() or 1)
+#: Parquet bytes of valid rows handled at once when scanning many days (~18 M rows).
+CHUNK_BYTES = 256 * 1024 * 1024
 #: The header is line 1, so the first data row is line 2.
 _FIRST_DATA_LINE = 2
 
@@ -83,11 +86,41 @@ def write_all(storage: Storage, parts: Iterable[tuple[str, pl.DataFrame]]) -> No
             future.result()
 
 
-def day_files(storage: Storage, day: date, exclude: Collection[str] = ()) -> list[str]:
-    """The valid-row files of one listen date, except those of the `exclude` source ids."""
+@dataclass(frozen=True, kw_only=True)
+class DayChunk:
+    """Consecutive listen dates whose valid-row files fit one memory budget."""
+
+    days: list[date]
+    keys: list[str]
+
+
+def day_chunks(
+    storage: Storage, days: Iterable[date], exclude: Collection[str] = (), budget: int = 0
+) -> list[DayChunk]:
+    """The days' valid-row files (but the `exclude` source ids'), grouped by size.
+
+    Work over many days runs chunk by chunk, so memory stays bounded by `budget`
+    bytes of Parquet (about 14 bytes a row) whatever the history holds.
+    """
+    budget = budget or CHUNK_BYTES
+    chunks = [DayChunk(days=[], keys=[])]
+    used = 0
+    for day in sorted(days):
+        files = _day_files(storage, day, exclude)
+        size = sum(info.size for info in files)
+        if chunks[-1].keys and used + size > budget:
+            chunks.append(DayChunk(days=[], keys=[]))
+            used = 0
+        chunks[-1].days.append(day)
+        chunks[-1].keys.extend(info.key for info in files)
+        used += size
+    return [chunk for chunk in chunks if chunk.days]
+
+
+def _day_files(storage: Storage, day: date, exclude: Collection[str]) -> list[ObjectInfo]:
     prefix = layout.validated_day_prefix(day)
     return [
-        info.key
+        info
         for info in storage.list(prefix)
         if info.key.endswith(".parquet") and info.key[len(prefix) : -len(".parquet")] not in exclude
     ]

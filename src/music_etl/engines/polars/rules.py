@@ -113,24 +113,19 @@ def reason_expr(contract: DatasetContract, ctx: RuleContext) -> pl.Expr:
 
 
 def apply_first_occurrence(
-    frame: pl.LazyFrame, rule: FirstOccurrence, seen: pl.LazyFrame | None
+    frame: pl.LazyFrame, rule: FirstOccurrence, elsewhere: pl.DataFrame | None
 ) -> pl.LazyFrame:
-    """Mark later repeats of `rule.key` among still-valid rows, and keys in `seen`.
+    """Mark later repeats of `rule.key` among still-valid rows, and the `elsewhere` rows.
 
-    `frame` must be in file order, then line order: the first row wins. Rows are
-    identified by (`ORDER`, `LINE`); `seen` may hold a key more than once.
+    `frame` must be in file order, then line order: the first row wins. `elsewhere`
+    holds the (`ORDER`, `LINE`) of rows whose key other files already put in the lake.
     """
-    key = list(rule.key)
     valid = pl.col(REASON).is_null()
     # Rejected rows get their own key space through the flag, so they never shadow valid ones.
-    first = pl.struct([*key, valid.alias(_SEEN)]).is_first_distinct()
+    first = pl.struct([*rule.key, valid.alias(_SEEN)]).is_first_distinct()
     frame = frame.with_columns((~first).alias(_SEEN))
-    if seen is not None:
-        hits = (
-            frame.filter(valid & ~pl.col(_SEEN))
-            .join(seen, on=key, how="semi")
-            .select(ORDER, LINE, pl.lit(value=True).alias(_HIT))
-        )
+    if elsewhere is not None:
+        hits = elsewhere.lazy().select(ORDER, LINE, pl.lit(value=True).alias(_HIT))
         frame = frame.join(hits, on=[ORDER, LINE], how="left", maintain_order="left")
         frame = frame.with_columns(pl.col(_SEEN) | pl.col(_HIT).fill_null(value=False))
     reason = pl.when(valid & pl.col(_SEEN)).then(pl.lit(rule.reason)).otherwise(pl.col(REASON))

@@ -9,7 +9,14 @@ import polars as pl
 
 from music_etl.adapters.storage.base import Storage
 from music_etl.engines.base import Outcome, Source, StreamBatch
-from music_etl.engines.polars.io import LINE, ORDER, day_files, local_paths, write_all
+from music_etl.engines.polars.io import (
+    LINE,
+    ORDER,
+    DayChunk,
+    day_chunks,
+    local_paths,
+    write_all,
+)
 from music_etl.engines.polars.rules import REASON, RuleContext
 from music_etl.engines.polars.validate import (
     Judged,
@@ -23,6 +30,7 @@ from music_etl.engines.polars.validate import (
 from music_etl.logic import layout
 from music_etl.logic.checks import exceeds_threshold
 from music_etl.logic.contract import SONGS, STREAMS, TOO_MANY_BAD_ROWS, USERS, DatasetContract
+from music_etl.logic.rules import FirstOccurrence
 
 KEY_COLUMNS = ("user_id", "track_id", "listen_time")
 
@@ -114,18 +122,31 @@ def _judge_with_threshold(
 
 def _judge_against_lake(storage: Storage, judged: Judged, batch: StreamBatch) -> pl.DataFrame:
     """Duplicates within the batch and against rows other files put on the same days."""
-    listen_days = (
-        judged.frame.lazy()
-        .filter(pl.col(REASON).is_null())
-        .select(pl.col("listen_time").dt.date().unique())
-        .collect()
-        .to_series()
-    )
     exclude = {source.sid for source in batch.sources}
-    keys = [k for day in listen_days for k in day_files(storage, day, exclude)]
-    with local_paths(storage, keys) as paths:
-        seen = pl.scan_parquet(paths).select(KEY_COLUMNS) if paths else None
-        return judge_occurrences(judged, seen)
+    valid = judged.frame.lazy().filter(pl.col(REASON).is_null())
+    listen_days = valid.select(pl.col("listen_time").dt.date().unique()).collect().to_series()
+
+    def elsewhere(rule: FirstOccurrence) -> pl.DataFrame:
+        hits = [
+            _seen_in_chunk(storage, valid, chunk, rule)
+            for chunk in day_chunks(storage, listen_days, exclude)
+        ]
+        return pl.concat(hits) if hits else pl.DataFrame(schema={ORDER: pl.Int32, LINE: pl.Int64})
+
+    return judge_occurrences(judged, elsewhere)
+
+
+def _seen_in_chunk(
+    storage: Storage, valid: pl.LazyFrame, chunk: DayChunk, rule: FirstOccurrence
+) -> pl.DataFrame:
+    """Rows of the batch on the chunk's days whose key a file outside the batch holds."""
+    key = list(rule.key)
+    on_days = valid.filter(pl.col("listen_time").dt.date().is_in(chunk.days))
+    if not chunk.keys:
+        return pl.DataFrame(schema={ORDER: pl.Int32, LINE: pl.Int64})
+    with local_paths(storage, chunk.keys) as paths:
+        seen = pl.scan_parquet(paths).select(key)
+        return on_days.join(seen, on=key, how="semi").select(ORDER, LINE).collect()
 
 
 def _over_threshold(frame: pl.DataFrame, threshold: float) -> list[int]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import polars as pl
@@ -19,7 +19,7 @@ from music_etl.engines.polars.rules import (
     with_typed,
 )
 from music_etl.logic.contract import DatasetContract
-from music_etl.logic.rules import Kind
+from music_etl.logic.rules import FirstOccurrence, Kind
 
 RAW_PREFIX = "_raw_"
 
@@ -52,11 +52,17 @@ def judge_rows(raw: pl.DataFrame, contract: DatasetContract, ctx: RuleContext) -
     return Judged(contract=contract, frame=frame)
 
 
-def judge_occurrences(judged: Judged, seen: pl.LazyFrame | None) -> pl.DataFrame:
-    """Apply the first-occurrence rules; `seen` holds keys accepted from other files."""
+def judge_occurrences(
+    judged: Judged, elsewhere: Callable[[FirstOccurrence], pl.DataFrame] | None
+) -> pl.DataFrame:
+    """Apply the first-occurrence rules.
+
+    `elsewhere(rule)` gives the rows whose key other files already hold (`ORDER`, `LINE`).
+    """
     frame = judged.frame.lazy()
     for rule in occurrence_rules(judged.contract):
-        frame = apply_first_occurrence(frame, rule, seen if rule.across_files else None)
+        seen = elsewhere(rule) if elsewhere is not None and rule.across_files else None
+        frame = apply_first_occurrence(frame, rule, seen)
     return frame.collect()
 
 
