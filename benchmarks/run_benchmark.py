@@ -89,7 +89,7 @@ class _Steps:
 
 def _instrument() -> _Steps:
     """Wrap the steps of `run` with timers (a few calls each: no measurable overhead)."""
-    from music_etl.engines.polars import engine
+    from music_etl.engines.polars import engine, io, streams
     from music_etl.pipeline import batch, run
 
     steps = _Steps()
@@ -100,16 +100,14 @@ def _instrument() -> _Steps:
         (batch, "process_batch", "process_batch (total)"),
         (cls, "validate_streams", "validate_streams (total)"),
         (engine, "read_raw", "read CSV"),
-        (engine, "judge_rows", "row rules (trim, regex, parse, lookups)"),
-        (cls, "_seen", "duplicate check: list earlier day files"),
-        (engine, "judge_occurrences", "duplicate check (first occurrence + earlier files)"),
-        (engine, "counts_by_file", "counts by file"),
-        (cls, "_write_valid", "write validated day files"),
-        (cls, "_write_bad", "write bad records"),
+        (streams, "judge_rows", "row rules (trim, regex, parse, lookups)"),
+        (streams, "_judge_with_threshold", "duplicate check (in batch + earlier files)"),
+        (streams, "_write_valid", "write validated day files"),
+        (streams, "write_bad", "write bad records"),
         (batch, "recompute", "recompute days (total, incl. serving load)"),
-        (cls, "compute_days", "compute_days (read validated, join, aggregate, write)"),
+        (cls, "compute_days", "compute_days (read, join, aggregate, write)"),
         (cls, "_write_outputs", "write processed files"),
-        (engine, "write_parquet", "write_parquet (all files)"),
+        (io, "write_all", "parallel Parquet writes (all)"),
     ):
         steps.wrap(owner, attr, label)
     return steps

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,8 +25,8 @@ from music_etl.logic.rules import (
 
 REASON = "reason"
 TYPED_PREFIX = "_typed_"
-_SEEN = "_seen_before"
-_HIT = "_seen_elsewhere"
+_DIGEST = "_key_digest"
+_DIGEST_SEED = 20_240_625
 _TS_FORMAT = "%Y-%m-%d %H:%M:%S"
 TIMESTAMP_TYPE = pl.Datetime("us", "UTC")
 
@@ -121,12 +121,32 @@ def apply_first_occurrence(
     holds the (`ORDER`, `LINE`) of rows whose key other files already put in the lake.
     """
     valid = pl.col(REASON).is_null()
-    # Rejected rows get their own key space through the flag, so they never shadow valid ones.
-    first = pl.struct([*rule.key, valid.alias(_SEEN)]).is_first_distinct()
-    frame = frame.with_columns((~first).alias(_SEEN))
-    if elsewhere is not None:
-        hits = elsewhere.lazy().select(ORDER, LINE, pl.lit(value=True).alias(_HIT))
-        frame = frame.join(hits, on=[ORDER, LINE], how="left", maintain_order="left")
-        frame = frame.with_columns(pl.col(_SEEN) | pl.col(_HIT).fill_null(value=False))
-    reason = pl.when(valid & pl.col(_SEEN)).then(pl.lit(rule.reason)).otherwise(pl.col(REASON))
-    return frame.with_columns(reason.alias(REASON)).drop(_SEEN, _HIT, strict=False)
+    repeat = repeats(frame, rule.key)
+    if elsewhere is not None and not elsewhere.is_empty():
+        known = elsewhere.select(_row_id()).to_series().implode()
+        repeat = repeat | _row_id().is_in(known)
+    reason = pl.when(valid & repeat).then(pl.lit(rule.reason)).otherwise(pl.col(REASON))
+    return frame.with_columns(reason.alias(REASON))
+
+
+def repeats(frame: pl.LazyFrame, key: Sequence[str]) -> pl.Expr:
+    """True for valid rows whose `key` an earlier valid row has.
+
+    A 64-bit digest finds the candidates in little memory; the exact key is then
+    compared among the few rows that share a digest with a candidate, so a digest
+    collision can never reject a row.
+    """
+    valid = pl.col(REASON).is_null()
+    digest = pl.when(valid).then(pl.struct(list(key)).hash(_DIGEST_SEED))
+    marked = frame.with_columns(digest.alias(_DIGEST))
+    candidates = marked.filter(valid & ~pl.col(_DIGEST).is_first_distinct()).select(_DIGEST)
+    suspects = marked.filter(valid).join(
+        candidates.unique(), on=_DIGEST, how="semi", maintain_order="left"
+    )
+    exact = suspects.filter(~pl.struct(list(key)).is_first_distinct()).select(_row_id())
+    return _row_id().is_in(exact.collect().to_series().implode())
+
+
+def _row_id() -> pl.Expr:
+    """One integer per row of a batch: file order in the high bits, line in the low."""
+    return (pl.col(ORDER).cast(pl.Int64) * (1 << 40) + pl.col(LINE)).alias("_row_id")

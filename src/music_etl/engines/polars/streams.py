@@ -161,20 +161,31 @@ def _over_threshold(frame: pl.DataFrame, threshold: float) -> list[int]:
 def _write_valid(
     storage: Storage, sources: Sequence[Source], valid: pl.DataFrame
 ) -> dict[int, tuple[str, ...]]:
-    days: dict[int, list[str]] = {}
-    parts = []
-    split = valid.partition_by(ORDER, "listen_date", as_dict=True, maintain_order=False)
-    for (order, day), part in sorted(split.items()):
+    """One file per (source, listen date); rows keep their file and line order."""
+    days: dict[int, tuple[str, ...]] = {}
+    for order, rows in _by_file(valid):
         source = sources[order]
-        rows = part.select(
-            *KEY_COLUMNS,
-            pl.lit(source.original_key).alias("source_file"),
-            pl.col(LINE).alias("source_line"),
-        )
-        parts.append((layout.validated_stream_key(day, source.sid), rows))
-        days.setdefault(order, []).append(day.isoformat())
-    write_all(storage, parts)
-    return {order: tuple(d) for order, d in days.items()}
+        parts = []
+        for (day,), part in sorted(rows.partition_by("listen_date", as_dict=True).items()):
+            written = part.select(
+                *KEY_COLUMNS,
+                pl.lit(source.original_key).alias("source_file"),
+                pl.col(LINE).alias("source_line"),
+            )
+            parts.append((layout.validated_stream_key(day, source.sid), written))
+        write_all(storage, parts)
+        days[order] = tuple(day.isoformat() for day in sorted(rows["listen_date"].unique()))
+    return days
+
+
+def _by_file(rows: pl.DataFrame) -> list[tuple[int, pl.DataFrame]]:
+    """Zero-copy slices of `rows` per file order (rows are grouped by file already)."""
+    sizes = rows.group_by(ORDER, maintain_order=True).len()
+    slices, offset = [], 0
+    for order, size in sizes.iter_rows():
+        slices.append((order, rows.slice(offset, size)))
+        offset += size
+    return slices
 
 
 def outcome_of(source: Source, counts: dict[str, int], days: tuple[str, ...]) -> Outcome:

@@ -82,10 +82,15 @@ def bad_rows(frame: pl.DataFrame, contract: DatasetContract) -> pl.DataFrame:
 
 def counts_by_file(frame: pl.DataFrame) -> dict[int, dict[str, int]]:
     """Per file order: rows per reason, with `""` for valid rows."""
-    grouped = frame.group_by(ORDER, REASON).len()
+    # Valid rows are most rows: count them by one integer key, not by (order, reason).
+    columns = frame.lazy().select(ORDER, REASON)
+    valid = columns.filter(pl.col(REASON).is_null()).group_by(ORDER).len()
+    bad = columns.filter(pl.col(REASON).is_not_null()).group_by(ORDER, REASON).len()
     counts: dict[int, dict[str, int]] = {}
-    for order, reason, rows in grouped.iter_rows():
-        counts.setdefault(order, {})[reason or ""] = rows
+    for order, rows in valid.collect().iter_rows():
+        counts.setdefault(order, {})[""] = rows
+    for order, reason, rows in bad.collect().iter_rows():
+        counts.setdefault(order, {})[reason] = rows
     return counts
 
 
