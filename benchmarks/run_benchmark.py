@@ -22,7 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,6 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 NOW = "2024-07-01T00:00:00Z"
 SEED = 20_240_701
-NEW_FILE_SEED = 99
 NEW_FILE_ROWS = 1_000_000
 TARGET_RATIO = 1.2
 TARGET_RSS_GB = 3.0
@@ -199,23 +198,20 @@ def generate_lake(root: Path, rows: int, files: int, days: int) -> tuple[float, 
 
 
 def new_stream_file(path: Path, rows: int, days: int) -> dict[str, int]:
-    """One stream file of `rows` from another seed, over the SAME users and song catalogue.
+    """One stream file of `rows` over the SAME users and song catalogue as the lake."""
+    from music_etl.adapters.storage.local import LocalStorage
+    from music_etl.sample.generator import generate
 
-    `generate` derives the catalogue from its seed, so a plain second `generate` call would
-    reference tracks the lake does not know; this reuses its steps with the lake's catalogue
-    seed and a different stream seed.
-    """
-    from music_etl.sample import generator as g
-
-    song_seed, _, _ = np.random.SeedSequence(SEED).spawn(3)
-    _, _, stream_seed = np.random.SeedSequence(NEW_FILE_SEED).spawn(3)
-    catalog = g._catalog(np.random.default_rng(song_seed), 20_000)
-    sizes = g._Sizes(streams=rows, files=1, days=days, users=10_000, bad=round(0.02 * rows))
-    plan = g._plan(np.random.default_rng(stream_seed), catalog, sizes)
-    tables = g._Tables(catalog.track_ids + catalog.unknown_ids, days, date(2024, 6, 30))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tables.render(plan, 0, rows).write_csv(path)
-    return g._by_reason(plan.kind)
+    scratch = Path(tempfile.mkdtemp(prefix="new-file-"))
+    try:
+        report = generate(
+            LocalStorage(scratch), streams=rows, files=1, days=days, seed=SEED, append=1
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(scratch / report.stream_keys[0], path)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return report.bad_rows
 
 
 def _norm(table: pl.DataFrame, name: str) -> pl.DataFrame:

@@ -242,3 +242,27 @@ def test_valid_listen_times_fill_the_window(lake: tuple[LocalStorage, GenerateRe
 def test_rejects_impossible_sizes(tmp_path: Path, change: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="must"):
         generate(LocalStorage(tmp_path), **{**SMALL, **change})
+
+
+def test_append_adds_stream_files_for_the_same_catalogue(tmp_path: Path) -> None:
+    from music_etl.pipeline.run import run
+    from music_etl.settings import load_settings
+
+    storage = LocalStorage(tmp_path)
+    generate(storage, streams=2_000, files=1, days=3, seed=5, songs=500, users=200)
+    songs = storage.read_bytes("raw/songs/songs.csv")
+    settings = load_settings(lake=str(tmp_path), now="2024-07-01T00:00:00Z", env={})
+    run(settings)
+    later = generate(
+        storage, streams=1_000, files=1, days=3, seed=5, songs=500, users=200, append=1
+    )
+    assert later.keys == ("raw/streams/streams_k01_0001.csv",)
+    assert storage.read_bytes("raw/songs/songs.csv") == songs
+    outcome = run(settings).files[0]
+    assert outcome.status == "done"
+    for reason, planted in later.bad_rows.items():
+        found = outcome.bad_by_reason.get(reason, 0)
+        # A random valid event may repeat one of the first file's: only duplicates can exceed.
+        assert found == planted if reason != "duplicate_event" else found >= planted
+    with pytest.raises(ValueError, match="append"):
+        generate(storage, streams=10, files=1, days=1, seed=5, append=-1)

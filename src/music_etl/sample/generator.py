@@ -21,78 +21,28 @@ import polars as pl
 from music_etl.adapters.storage.base import Storage
 from music_etl.logic.contract import STREAMS
 from music_etl.logic.layout import RAW_SONGS, RAW_STREAMS, RAW_USERS
+from music_etl.sample.vocabulary import (
+    ALBUMS,
+    ARTISTS,
+    BAD_TIMES,
+    BAD_USER_IDS,
+    BASE62,
+    COUNTRIES,
+    FIRST,
+    FUTURE_DAYS,
+    GENRES,
+    LAST,
+    ROMAN,
+    SONG_COLUMNS,
+    TITLES,
+    UNIT_FEATURES,
+    WORDS,
+)
 
 Ints = npt.NDArray[np.int64]
 
-# fmt: off
-GENRES = (
-    "acoustic", "afrobeat", "alt-rock", "alternative", "ambient", "anime", "black-metal",
-    "bluegrass", "blues", "brazil", "breakbeat", "british", "cantopop", "chicago-house",
-    "children", "chill", "classical", "club", "comedy", "country", "dance", "dancehall",
-    "death-metal", "deep-house", "detroit-techno", "disco", "disney", "drum-and-bass", "dub",
-    "dubstep", "edm", "electro", "electronic", "emo", "folk", "forro", "french", "funk", "garage",
-    "german", "gospel", "goth", "grindcore", "groove", "grunge", "guitar", "happy", "hard-rock",
-    "hardcore", "hardstyle", "heavy-metal", "hip-hop", "honky-tonk", "house", "idm", "indian",
-    "indie-pop", "indie", "industrial", "iranian", "j-dance", "j-idol", "j-pop", "j-rock", "jazz",
-    "k-pop", "kids", "latin", "latino", "malay", "mandopop", "metal", "metalcore",
-    "minimal-techno", "mpb", "new-age", "opera", "pagode", "party", "piano", "pop-film", "pop",
-    "power-pop", "progressive-house", "psych-rock", "punk-rock", "punk", "r-n-b", "reggae",
-    "reggaeton", "rock-n-roll", "rock", "rockabilly", "romance", "sad", "salsa", "samba",
-    "sertanejo", "show-tunes", "singer-songwriter", "ska", "sleep", "songwriter", "soul",
-    "spanish", "study", "swedish", "synth-pop", "tango", "techno", "trance", "trip-hop", "turkish",
-    "world-music",
-)
-SONG_COLUMNS = (
-    "id", "track_id", "artists", "album_name", "track_name", "popularity", "duration_ms",
-    "explicit", "danceability", "energy", "key", "loudness", "mode", "speechiness", "acousticness",
-    "instrumentalness", "liveness", "valence", "tempo", "time_signature", "track_genre",
-)
-_WORDS = (
-    "Love", "Night", "Heart", "Fire", "Dream", "City", "Light", "Shadow", "Ocean", "River", "Gold",
-    "Blue", "Wild", "Home", "Dance", "Rain", "Summer", "Midnight", "Star", "Moon", "Road", "Echo",
-    "Ghost", "Paradise", "Thunder", "Silver", "Broken", "Forever", "Electric", "Velvet", "Neon",
-    "Desert", "Winter", "Storm", "Angel", "Fever", "Sugar", "Diamond", "Mirror", "Garden",
-    "Corazón", "Noche", "Vida", "Amor", "Nuit", "Sonne", "Café", "Sakura", "Ave", "Maria",
-)
-_FIRST = (
-    "Norma", "Jorge", "Elizabeth", "Susan", "Adam", "Diane", "Barbara", "María", "José", "Yuki",
-    "Min-jun", "Aisha", "Lars", "Chloé", "Mateo", "Priya", "Omar", "Hana", "Luca", "Zoe", "Kwame",
-)
-_LAST = (
-    "Fisher", "Sullivan", "Woods", "Wagner", "Thompson", "Stewart", "García", "Tanaka", "Kim",
-    "Khan", "Nilsson", "Dubois", "Rossi", "Patel", "Haddad", "Müller", "Novak", "Okafor", "Chen",
-)
-_COUNTRIES = (
-    "Canada", "United Kingdom", "Germany", "France", "Brazil", "Mexico", "India", "Japan",
-    "Korea, Republic of", "Australia", "Nigeria", "Spain", "Sweden",
-)
-# (template, weight): {0}..{3} words, {f}/{l} first/last name, {n} number, {r} roman, {t} title.
-_TITLES = (("{0}", 24), ("{0} {1}", 30), ("{0} {1} {2}", 15), ("{0} of {1}", 8),
-           ("{0} ({1} Remix)", 5), ("{0} - Live", 4), ("{0}, {1}", 5),
-           ('{0} {1}, "{2} Gesang {r}"', 3), ('{0}, Op. {n}: "{1}"', 3), ('The "{0}" {1}', 3))
-_ALBUMS = (("{t}", 30), ("{0} {1}", 30), ("{0} EP", 15), ("{0} (Deluxe Edition)", 10),
-           ("{0}, Vol. {n}", 10), ("Greatest Hits", 5))
-_ARTISTS = (("{f} {l}", 55), ("The {0}s", 10), ("{0} {1}", 10), ("DJ {0}", 5), ("{0}", 10),
-            ("{f} {l} & The {0}s", 5), ("{f}, The {0}", 3), ('{f} "{0}" {l}', 2))
-_ROMAN = ("I", "II", "III", "IV", "V", "VI", "VII")
-# (column, decimals) of Spotify's audio features in [0, 1].
-_UNIT_FEATURES = (("danceability", 3), ("energy", 3), ("speechiness", 4), ("acousticness", 4),
-                  ("instrumentalness", 6), ("liveness", 4), ("valence", 3))
-_BASE62 = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-# Bad spellings per reason; each fails exactly its own rule of the streams contract.
-_BAD_USER_IDS = ("42.0", "0x2A", "-1", "abc", "99999999999999999999", "9223372036854775808", "+42",
-                 "4 2", "1e3", "1_000", "\u0663", "\uff11\uff12", "\u00a042", "NULL", "NaN")
-_BAD_TIMES = ("2024-6-5 1:2:3", "2024-02-30 10:00:00", "2024-06-25 24:00:00", "not-a-time",
-              "2024-06-25 10:00:60", "2023-02-29 12:00:00", "2024-04-31 08:15:00",
-              "2024-13-01 00:00:00", "2024-06-25T10:00:00+00:00", "2024-06-25 10:00",
-              "2024/06/25 10:00:00", "0000-01-01 00:00:00", "1719309600", "2024-06-25 10:00:00.123",
-              "2024-06-25  10:00:00", "25/06/2024 10:00:00", "2024-06-25 10:00:00z",
-              "2024-06-25t10:00:00")
-_FUTURE_DAYS = ("2999-01-01", "2999-12-31", "2100-01-01", "2525-07-04", "9999-12-31")
-# Row kinds: 0 is a valid event, k > 0 the k-th planted reason (all of the contract's).
-PLANTED = ("null_field", "bad_user_id", "bad_timestamp", "future_timestamp", "unknown_track",
-           "unknown_user", "duplicate_event")
-# fmt: on
+# Row kinds: 0 is a valid event, k > 0 the k-th reason of the streams contract, in order.
+PLANTED = STREAMS.reasons
 _BLANKS = (None, " ", "\t", " \t ")
 _PADS = (" ", "\t", "  ", " \t")
 _ZEROS = ("0", "00", "000", "0000000")
@@ -175,8 +125,13 @@ def generate(
     songs: int = 20_000,
     users: int = 10_000,
     end_date: dt.date = dt.date(2024, 6, 30),
+    append: int = 0,
 ) -> GenerateReport:
     """Write users, songs and `files` stream files into the landing zone of `storage`.
+
+    With `append=k > 0` only new stream files are written (`streams_k<kk>_0001.csv`, …),
+    drawn from a stream seed of their own over the same users and songs as `seed`
+    gives: late data for a lake made earlier with the same arguments.
 
     Returns:
         The keys written, row counts and the planted bad rows per reason and per file.
@@ -185,20 +140,26 @@ def generate(
         ValueError: When a size is out of range.
     """
     _check(streams=streams, files=files, days=days, bad_share=bad_share, songs=songs, users=users)
-    seeds = np.random.SeedSequence(seed).spawn(3)
-    song_rng, user_rng, stream_rng = (np.random.default_rng(s) for s in seeds)
-    catalog = _catalog(song_rng, songs)
-    _write(storage, RAW_SONGS, catalog.frame)
-    _write(storage, RAW_USERS, _users(user_rng, users, end_date))
+    if append < 0:
+        raise ValueError("append must be 0 (a new landing zone) or a batch number >= 1")
+    song_seed, user_seed, stream_seed = np.random.SeedSequence(seed).spawn(3)
+    if append:
+        stream_seed = stream_seed.spawn(append)[-1]
+    catalog = _catalog(np.random.default_rng(song_seed), songs)
+    stream_rng = np.random.default_rng(stream_seed)
+    if not append:
+        _write(storage, RAW_SONGS, catalog.frame)
+        _write(storage, RAW_USERS, _users(np.random.default_rng(user_seed), users, end_date))
     sizes = _Sizes(
         streams=streams, files=files, days=days, users=users, bad=round(bad_share * streams)
     )
     plan = _plan(stream_rng, catalog, sizes)
     tables = _Tables(catalog.track_ids + catalog.unknown_ids, days, end_date)
-    keys = tuple(f"{RAW_STREAMS}streams_{i + 1:04d}.csv" for i in range(files))
+    stem = f"streams_k{append:02d}_" if append else "streams_"
+    keys = tuple(f"{RAW_STREAMS}{stem}{i + 1:04d}.csv" for i in range(files))
     for i, key in enumerate(keys):
         _write(storage, key, tables.render(plan, int(plan.starts[i]), int(plan.starts[i + 1])))
-    return _report(catalog, plan, keys, users)
+    return _report(catalog, plan, keys, users, dimensions=not append)
 
 
 def _check(**sizes: float) -> None:
@@ -239,7 +200,7 @@ def _catalog(rng: np.random.Generator, n: int) -> _Catalog:
 
 def _track_ids(rng: np.random.Generator, n: int, *, exclude: set[str]) -> list[str]:
     """Distinct 22-character base62 ids whose first character is 0-7, as Spotify's are."""
-    alphabet = np.frombuffer(_BASE62, dtype=np.uint8)
+    alphabet = np.frombuffer(BASE62, dtype=np.uint8)
     found: dict[str, None] = {}
     while len(found) < n:
         codes = rng.integers(0, 62, (n + 16, 22))
@@ -251,14 +212,14 @@ def _track_ids(rng: np.random.Generator, n: int, *, exclude: set[str]) -> list[s
 
 def _track_text(rng: np.random.Generator, n: int) -> dict[str, list[str]]:
     """Titles, albums, and one to three artists joined with `;` as Spotify does."""
-    titles = _fill(rng, _TITLES, n)
-    pool = _fill(rng, _ARTISTS, max(20, n // 3))
+    titles = _fill(rng, TITLES, n)
+    pool = _fill(rng, ARTISTS, max(20, n // 3))
     count = rng.choice(3, n, p=[0.7, 0.22, 0.08]) + 1
     first = rng.integers(0, len(pool), n)
     steps = rng.integers(1, len(pool) // 2, (n, 2)).cumsum(axis=1)
     picks = np.column_stack([first, first[:, None] + steps]) % len(pool)
     artists = [";".join(pool[i] for i in row[:k]) for row, k in zip(picks, count, strict=True)]
-    return {"artists": artists, "album_name": _fill(rng, _ALBUMS, n, titles), "track_name": titles}
+    return {"artists": artists, "album_name": _fill(rng, ALBUMS, n, titles), "track_name": titles}
 
 
 def _fill(
@@ -270,15 +231,15 @@ def _fill(
     """`n` strings from weighted `str.format` templates filled with random words and names."""
     weights = np.array([w for _, w in templates], dtype=np.float64)
     chosen = rng.choice(len(templates), n, p=weights / weights.sum())
-    words = rng.integers(0, len(_WORDS), (n, 4))
-    names = rng.integers((0, 0, 1, 0), (len(_FIRST), len(_LAST), 100, len(_ROMAN)), (n, 4))
+    words = rng.integers(0, len(WORDS), (n, 4))
+    names = rng.integers((0, 0, 1, 0), (len(FIRST), len(LAST), 100, len(ROMAN)), (n, 4))
     return [
         templates[t][0].format(
-            *(_WORDS[i] for i in w),
-            f=_FIRST[m[0]],
-            l=_LAST[m[1]],
+            *(WORDS[i] for i in w),
+            f=FIRST[m[0]],
+            l=LAST[m[1]],
             n=m[2],
-            r=_ROMAN[m[3]],
+            r=ROMAN[m[3]],
             t=titles[row] if titles else "",
         )
         for row, (t, w, m) in enumerate(zip(chosen, words, names, strict=True))
@@ -288,7 +249,7 @@ def _fill(
 def _audio(rng: np.random.Generator, rank: Ints) -> dict[str, npt.NDArray[np.generic]]:
     """Spotify's numeric columns; popularity falls with the track's streaming rank."""
     n = rank.size
-    unit = rng.random((n, len(_UNIT_FEATURES)))
+    unit = rng.random((n, len(UNIT_FEATURES)))
     unit[:, 4] **= 4  # instrumentalness: most tracks have vocals
     popularity = 90 * (1 - (rank - 1) / n) ** 2 + rng.normal(0, 5, n)
     return {
@@ -300,7 +261,7 @@ def _audio(rng: np.random.Generator, rank: Ints) -> dict[str, npt.NDArray[np.gen
         "mode": rng.integers(0, 2, n),
         "tempo": np.round(rng.uniform(60, 200, n), 3),
         "time_signature": rng.choice([1, 3, 4, 5], n, p=[0.01, 0.09, 0.85, 0.05]),
-    } | {name: np.round(unit[:, i], d) for i, (name, d) in enumerate(_UNIT_FEATURES)}
+    } | {name: np.round(unit[:, i], d) for i, (name, d) in enumerate(UNIT_FEATURES)}
 
 
 def _second_genres(rng: np.random.Generator, tracks: pl.DataFrame, count: int) -> pl.DataFrame:
@@ -313,9 +274,9 @@ def _second_genres(rng: np.random.Generator, tracks: pl.DataFrame, count: int) -
 
 def _users(rng: np.random.Generator, n: int, end_date: dt.date) -> pl.DataFrame:
     """Users 1..n; `created_at` runs up to 180 days after `end_date`, as real sign-ups do."""
-    first, last = rng.choice(_FIRST, n), rng.choice(_LAST, n)
+    first, last = rng.choice(FIRST, n), rng.choice(LAST, n)
     abroad = rng.random(n) < 0.1
-    country = np.where(abroad, rng.choice(_COUNTRIES, n), "United States")
+    country = np.where(abroad, rng.choice(COUNTRIES, n), "United States")
     created = np.datetime64(end_date) + rng.integers(-540, 181, n).astype("timedelta64[D]")
     return pl.DataFrame(
         {
@@ -408,7 +369,7 @@ def _plant(rng: np.random.Generator, plan: _Plan, size: _Sizes, catalog: _Catalo
     Null, bad-id and bad-time rows keep valid values elsewhere, so only their own rule fails.
     """
     future, stranger, unknown = (np.flatnonzero(plan.kind == k) for k in _PLACED)
-    plan.sec[future] = size.days * _DAY + rng.integers(0, len(_FUTURE_DAYS) * _DAY, future.size)
+    plan.sec[future] = size.days * _DAY + rng.integers(0, len(FUTURE_DAYS) * _DAY, future.size)
     strange = rng.integers(0, len(catalog.unknown_ids), unknown.size)
     plan.track[unknown] = len(catalog.track_ids) + strange
     strangers = np.concatenate([_UNKNOWN_USERS, size.users + 1 + np.arange(97, dtype=np.int64)])
@@ -449,7 +410,7 @@ class _Tables:
     def __init__(self, tracks: list[str], days: int, end_date: dt.date) -> None:
         first = end_date - dt.timedelta(days=days - 1)
         dates = [(first + dt.timedelta(days=d)).isoformat() for d in range(days)]
-        self.dates = pl.Series(dates + list(_FUTURE_DAYS))
+        self.dates = pl.Series(dates + list(FUTURE_DAYS))
         clock = pl.Series(np.arange(_DAY, dtype=np.int64))
         self.clock = pl.from_epoch(clock, time_unit="s").dt.strftime("%H:%M:%S")
         self.tracks = pl.Series(tracks)
@@ -469,8 +430,8 @@ class _Tables:
                 "zeros": _pick(_ZEROS, aux),
                 "left": _pick(_PADS, aux),
                 "right": _pick(_PADS, aux // 4),
-                "bad_user": _pick(_BAD_USER_IDS, aux),
-                "bad_time": _pick(_BAD_TIMES, aux),
+                "bad_user": _pick(BAD_USER_IDS, aux),
+                "bad_time": _pick(BAD_TIMES, aux),
                 "blank": _pick(_BLANKS, aux // 3),
             }
         )
@@ -509,10 +470,12 @@ def _finish(value: pl.Expr, field: int, pad: int) -> pl.Expr:
     return pl.when(blank).then(pl.col("blank")).otherwise(padded)
 
 
-def _report(catalog: _Catalog, plan: _Plan, keys: tuple[str, ...], users: int) -> GenerateReport:
+def _report(
+    catalog: _Catalog, plan: _Plan, keys: tuple[str, ...], users: int, *, dimensions: bool
+) -> GenerateReport:
     spans = [(key, int(plan.starts[i]), int(plan.starts[i + 1])) for i, key in enumerate(keys)]
     return GenerateReport(
-        keys=(RAW_USERS, RAW_SONGS, *keys),
+        keys=(*((RAW_USERS, RAW_SONGS) if dimensions else ()), *keys),
         stream_keys=keys,
         users=users,
         song_rows=catalog.frame.height,
