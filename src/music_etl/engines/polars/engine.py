@@ -10,12 +10,17 @@ import polars as pl
 
 from music_etl.adapters.storage.base import Storage
 from music_etl.engines.base import Outcome, Source, StreamBatch
-from music_etl.engines.polars import transform
-from music_etl.engines.polars.io import (
+from music_etl.engines.outcomes import (
     LINE,
     ORDER,
-    DayChunk,
+    OUTPUTS,
     FileRejected,
+    outcome,
+    rejected,
+)
+from music_etl.engines.polars import transform
+from music_etl.engines.polars.io import (
+    DayChunk,
     day_chunks,
     local_paths,
     read_raw,
@@ -26,7 +31,6 @@ from music_etl.engines.polars.rules import RuleContext
 from music_etl.engines.polars.streams import (
     KEY_COLUMNS,
     Written,
-    outcome_of,
     validate_batch,
     write_bad,
 )
@@ -40,8 +44,6 @@ from music_etl.engines.polars.validate import (
 from music_etl.logic import layout
 from music_etl.logic.contract import SONGS, STREAMS, DatasetContract
 from music_etl.logic.serving_model import DayResults
-
-_OUTPUTS = ("daily_genre_kpis", "top_songs", "top_genres")
 
 
 class PolarsEngine:
@@ -62,14 +64,14 @@ class PolarsEngine:
         try:
             with local_paths(self.storage, [source.key]) as (path,):
                 raw = read_raw(path, contract, 0)
-        except FileRejected as rejected:
-            return _rejected(source, rejected)
+        except FileRejected as error:
+            return rejected(source, error)
         judged = judge_rows(raw, contract, RuleContext(references={}))
         frame = judge_occurrences(judged, None)
         valid = valid_rows(frame, contract).drop(LINE, ORDER)
         write_parquet(self.storage, layout.validated_dimension_key(contract.name), valid)
         write_bad(self.storage, contract, [source], bad_rows(frame, contract))
-        return outcome_of(source, counts_by_file(frame).get(0, {}), ())
+        return outcome(source, counts_by_file(frame).get(0, {}), ())
 
     def validate_streams(self, batch: StreamBatch) -> list[Outcome]:
         """Validate the batch's files together; write every day file and bad record."""
@@ -80,8 +82,8 @@ class PolarsEngine:
             try:
                 with local_paths(self.storage, [source.key]) as (path,):
                     raws.append(read_raw(path, STREAMS, order))
-            except FileRejected as rejected:
-                outcomes[order] = _rejected(source, rejected)
+            except FileRejected as error:
+                outcomes[order] = rejected(source, error)
         if raws:
             raw = pl.concat(raws, how="diagonal")
             raws.clear()
@@ -95,7 +97,7 @@ class PolarsEngine:
         """Recompute the output tables of `days` from all their valid rows, chunk by chunk."""
         fresh, self._fresh = self._fresh, None
         exclude = fresh.sids if fresh else frozenset()
-        rows: dict[str, list[dict[str, Any]]] = {name: [] for name in _OUTPUTS}
+        rows: dict[str, list[dict[str, Any]]] = {name: [] for name in OUTPUTS}
         for chunk in day_chunks(self.storage, days, exclude):
             outputs = self._compute_chunk(chunk, fresh)
             self._write_outputs(chunk.days, outputs)
@@ -117,12 +119,12 @@ class PolarsEngine:
             kpis = transform.kpis(joined).collect()
             top_songs = transform.top_songs(joined, songs).collect()
         top_genres = transform.top_genres(kpis.lazy()).collect()
-        return dict(zip(_OUTPUTS, (kpis, top_songs, top_genres), strict=True))
+        return dict(zip(OUTPUTS, (kpis, top_songs, top_genres), strict=True))
 
     def _write_outputs(self, days: Sequence[date], outputs: dict[str, pl.DataFrame]) -> None:
         """One file per (table, day); a day without rows loses its old file."""
         parts = []
-        for name in _OUTPUTS:
+        for name in OUTPUTS:
             table = outputs.get(name)
             split = {} if table is None else table.partition_by("date", as_dict=True)
             for day in days:
@@ -145,9 +147,3 @@ def _iso(days: Sequence[date]) -> tuple[str, ...]:
 
 def _rows(table: pl.DataFrame) -> list[dict[str, Any]]:
     return table.with_columns(pl.col("date").dt.to_string("%Y-%m-%d")).to_dicts()
-
-
-def _rejected(source: Source, rejected: FileRejected) -> Outcome:
-    return Outcome(
-        original_key=source.original_key, file_error=rejected.reason, message=rejected.message
-    )

@@ -12,26 +12,14 @@ from datetime import date
 import polars as pl
 
 from music_etl.adapters.storage.base import ObjectInfo, Storage
+from music_etl.engines.outcomes import FIRST_DATA_LINE, LINE, ORDER, FileRejected
 from music_etl.logic import layout
 from music_etl.logic.checks import missing_columns, normalize_header
 from music_etl.logic.contract import MISSING_COLUMN, UNREADABLE_FILE, DatasetContract
 
-LINE = "_line"
-ORDER = "_order"
 _WRITERS = max(2, os.cpu_count() or 1)
 #: Parquet bytes of valid rows handled at once when scanning many days (~18 M rows).
 CHUNK_BYTES = 256 * 1024 * 1024
-#: The header is line 1, so the first data row is line 2.
-_FIRST_DATA_LINE = 2
-
-
-class FileRejected(Exception):
-    """The whole file is unusable; `reason` is a file-level reason."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
 
 
 def read_raw(path: str, contract: DatasetContract, order: int) -> pl.DataFrame:
@@ -58,7 +46,7 @@ def read_raw(path: str, contract: DatasetContract, order: int) -> pl.DataFrame:
     keep = [*contract.columns, *(c for c in contract.optional if c in header)]
     try:
         return frame.select(
-            (pl.col(LINE).cast(pl.Int64) + _FIRST_DATA_LINE).alias(LINE),
+            (pl.col(LINE).cast(pl.Int64) + FIRST_DATA_LINE).alias(LINE),
             pl.lit(order, dtype=pl.Int32).alias(ORDER),
             *(pl.col(c) for c in keep),
         ).collect()

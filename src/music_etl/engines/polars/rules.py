@@ -8,7 +8,7 @@ from datetime import datetime
 
 import polars as pl
 
-from music_etl.engines.polars.io import LINE, ORDER
+from music_etl.engines.outcomes import LINE, ORDER, REASON
 from music_etl.logic.contract import DatasetContract
 from music_etl.logic.rules import (
     INTEGER_PATTERN,
@@ -23,7 +23,6 @@ from music_etl.logic.rules import (
     Rule,
 )
 
-REASON = "reason"
 TYPED_PREFIX = "_typed_"
 _DIGEST = "_key_digest"
 _DIGEST_SEED = 20_240_625

@@ -9,15 +9,14 @@ import polars as pl
 
 from music_etl.adapters.storage.base import Storage
 from music_etl.engines.base import Outcome, Source, StreamBatch
+from music_etl.engines.outcomes import LINE, ORDER, REASON, outcome, too_many_bad
 from music_etl.engines.polars.io import (
-    LINE,
-    ORDER,
     DayChunk,
     day_chunks,
     local_paths,
     write_all,
 )
-from music_etl.engines.polars.rules import REASON, RuleContext
+from music_etl.engines.polars.rules import RuleContext
 from music_etl.engines.polars.validate import (
     Judged,
     bad_rows,
@@ -29,7 +28,7 @@ from music_etl.engines.polars.validate import (
 )
 from music_etl.logic import layout
 from music_etl.logic.checks import exceeds_threshold
-from music_etl.logic.contract import SONGS, STREAMS, TOO_MANY_BAD_ROWS, USERS, DatasetContract
+from music_etl.logic.contract import SONGS, STREAMS, USERS, DatasetContract
 from music_etl.logic.rules import FirstOccurrence
 
 KEY_COLUMNS = ("user_id", "track_id", "listen_time")
@@ -62,11 +61,11 @@ def validate_batch(storage: Storage, batch: StreamBatch, raw: pl.DataFrame) -> W
     days = _write_valid(storage, batch.sources, valid)
     write_bad(storage, STREAMS, batch.sources, bad)
     outcomes = {
-        order: outcome_of(source, counts.get(order, {}), days.get(order, ()))
+        order: outcome(source, counts.get(order, {}), days.get(order, ()))
         for order, source in enumerate(batch.sources)
     }
     for order in failed:
-        outcomes[order] = _too_many_bad(outcomes[order], batch.threshold)
+        outcomes[order] = too_many_bad(outcomes[order], batch.threshold)
     sids = frozenset(s.sid for o, s in enumerate(batch.sources) if o not in failed)
     return Written(outcomes=outcomes, valid=valid.select(*KEY_COLUMNS, "listen_date"), sids=sids)
 
@@ -186,28 +185,3 @@ def _by_file(rows: pl.DataFrame) -> list[tuple[int, pl.DataFrame]]:
         slices.append((order, rows.slice(offset, size)))
         offset += size
     return slices
-
-
-def outcome_of(source: Source, counts: dict[str, int], days: tuple[str, ...]) -> Outcome:
-    """The outcome of a file from its rows per reason (`""` for valid rows)."""
-    bad = {reason: n for reason, n in sorted(counts.items()) if reason}
-    return Outcome(
-        original_key=source.original_key,
-        rows_in=sum(counts.values()),
-        rows_valid=counts.get("", 0),
-        bad_by_reason=bad,
-        days=days,
-    )
-
-
-def _too_many_bad(outcome: Outcome, threshold: float) -> Outcome:
-    share = outcome.rows_bad / outcome.rows_in
-    return Outcome(
-        original_key=outcome.original_key,
-        rows_in=outcome.rows_in,
-        rows_valid=outcome.rows_valid,
-        bad_by_reason=outcome.bad_by_reason,
-        days=(),
-        file_error=TOO_MANY_BAD_ROWS,
-        message=f"{share:.1%} of rows are bad, above the threshold of {threshold:.1%}",
-    )

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from music_etl.engines.polars.io import LINE, ORDER
+from music_etl.engines.outcomes import LINE, ORDER, RAW_PREFIX, REASON
 from music_etl.engines.polars.rules import (
-    REASON,
     TYPED_PREFIX,
     RuleContext,
     apply_first_occurrence,
@@ -20,8 +19,6 @@ from music_etl.engines.polars.rules import (
 )
 from music_etl.logic.contract import DatasetContract
 from music_etl.logic.rules import FirstOccurrence, Kind
-
-RAW_PREFIX = "_raw_"
 
 
 @dataclass(frozen=True, kw_only=True)
