@@ -19,9 +19,8 @@ from music_etl.engines.outcomes import (
     rejected,
 )
 from music_etl.engines.polars import transform
+from music_etl.engines.polars.earlier import KEY_COLUMNS, EarlierRows
 from music_etl.engines.polars.io import (
-    DayChunk,
-    day_chunks,
     local_paths,
     read_raw,
     write_all,
@@ -29,7 +28,6 @@ from music_etl.engines.polars.io import (
 )
 from music_etl.engines.polars.rules import RuleContext
 from music_etl.engines.polars.streams import (
-    KEY_COLUMNS,
     Written,
     validate_batch,
     write_bad,
@@ -96,28 +94,32 @@ class PolarsEngine:
     def compute_days(self, days: Sequence[date]) -> DayResults:
         """Recompute the output tables of `days` from all their valid rows, chunk by chunk."""
         fresh, self._fresh = self._fresh, None
-        exclude = fresh.sids if fresh else frozenset()
+        earlier = fresh.earlier if fresh else None
+        if earlier is None:
+            earlier = EarlierRows(self.storage, fresh.sids if fresh else ())
         rows: dict[str, list[dict[str, Any]]] = {name: [] for name in OUTPUTS}
-        for chunk in day_chunks(self.storage, days, exclude):
-            outputs = self._compute_chunk(chunk, fresh)
-            self._write_outputs(chunk.days, outputs)
+        for chunk_days, others in earlier.chunks(days):
+            outputs = self._compute_chunk(chunk_days, others, fresh)
+            self._write_outputs(chunk_days, outputs)
             for name, table in outputs.items():
                 rows[name] += _rows(table)
         return DayResults(days=_iso(days), **rows)
 
-    def _compute_chunk(self, chunk: DayChunk, fresh: Written | None) -> dict[str, pl.DataFrame]:
-        with local_paths(self.storage, [*chunk.keys, _songs_key()]) as paths:
-            parts = [pl.scan_parquet(paths[:-1]).select(KEY_COLUMNS)] if chunk.keys else []
-            if fresh is not None:
-                in_days = pl.col("listen_date").is_in(chunk.days)
-                parts.append(fresh.valid.lazy().filter(in_days).select(KEY_COLUMNS))
-            if not parts:
-                return {}
-            songs = pl.scan_parquet(paths[-1])
+    def _compute_chunk(
+        self, days: list[date], others: pl.DataFrame, fresh: Written | None
+    ) -> dict[str, pl.DataFrame]:
+        parts = [others.lazy()]
+        if fresh is not None:
+            in_days = pl.col("listen_date").is_in(days)
+            parts.append(fresh.valid.lazy().filter(in_days).select(KEY_COLUMNS))
+        with local_paths(self.storage, [_songs_key()]) as (songs_path,):
+            songs = pl.scan_parquet(songs_path)
             # Materialised once: the three tables all start from the same join.
-            joined = transform.plays(pl.concat(parts), songs).collect().lazy()
-            kpis = transform.kpis(joined).collect()
-            top_songs = transform.top_songs(joined, songs).collect()
+            joined = transform.plays(pl.concat(parts), songs).collect()
+            if joined.is_empty():
+                return {}
+            kpis = transform.kpis(joined.lazy()).collect()
+            top_songs = transform.top_songs(joined.lazy(), songs).collect()
         top_genres = transform.top_genres(kpis.lazy()).collect()
         return dict(zip(OUTPUTS, (kpis, top_songs, top_genres), strict=True))
 

@@ -10,12 +10,8 @@ import polars as pl
 from music_etl.adapters.storage.base import Storage
 from music_etl.engines.base import Outcome, Source, StreamBatch
 from music_etl.engines.outcomes import LINE, ORDER, REASON, outcome, too_many_bad
-from music_etl.engines.polars.io import (
-    DayChunk,
-    day_chunks,
-    local_paths,
-    write_all,
-)
+from music_etl.engines.polars.earlier import KEY_COLUMNS, EarlierRows
+from music_etl.engines.polars.io import local_paths, write_all
 from music_etl.engines.polars.rules import RuleContext
 from music_etl.engines.polars.validate import (
     Judged,
@@ -31,8 +27,6 @@ from music_etl.logic.checks import exceeds_threshold
 from music_etl.logic.contract import SONGS, STREAMS, USERS, DatasetContract
 from music_etl.logic.rules import FirstOccurrence
 
-KEY_COLUMNS = ("user_id", "track_id", "listen_time")
-
 
 @dataclass(frozen=True, kw_only=True)
 class Written:
@@ -43,13 +37,16 @@ class Written:
     """`user_id, track_id, listen_time, listen_date` of every row written."""
     sids: frozenset[str]
     """Sources whose valid-row files are exactly `valid` (files that loaded)."""
+    earlier: EarlierRows | None
+    """Rows of every other source, when exactly `sids` were excluded from it."""
 
 
 def validate_batch(storage: Storage, batch: StreamBatch, raw: pl.DataFrame) -> Written:
     """Judge the batch's rows, write valid rows per (source, day) and bad rows per reason."""
     judged = judge_rows(raw, STREAMS, stream_context(storage, batch))
     del raw  # the judged frame keeps the raw values it needs for bad records
-    frame, failed = _judge_with_threshold(storage, judged, batch)
+    earlier = EarlierRows(storage, exclude={source.sid for source in batch.sources})
+    frame, failed = _judge_with_threshold(judged, batch, earlier)
     del judged
     loaded = frame.filter(~pl.col(ORDER).is_in(failed)) if failed else frame
     counts = counts_by_file(frame)
@@ -67,7 +64,12 @@ def validate_batch(storage: Storage, batch: StreamBatch, raw: pl.DataFrame) -> W
     for order in failed:
         outcomes[order] = too_many_bad(outcomes[order], batch.threshold)
     sids = frozenset(s.sid for o, s in enumerate(batch.sources) if o not in failed)
-    return Written(outcomes=outcomes, valid=valid.select(*KEY_COLUMNS, "listen_date"), sids=sids)
+    return Written(
+        outcomes=outcomes,
+        valid=valid.select(*KEY_COLUMNS, "listen_date"),
+        sids=sids,
+        earlier=earlier if sids == earlier.exclude else None,
+    )
 
 
 def stream_context(storage: Storage, batch: StreamBatch) -> RuleContext:
@@ -98,7 +100,7 @@ def write_bad(
 
 
 def _judge_with_threshold(
-    storage: Storage, judged: Judged, batch: StreamBatch
+    judged: Judged, batch: StreamBatch, earlier: EarlierRows
 ) -> tuple[pl.DataFrame, list[int]]:
     """First-occurrence rules, with files over the bad-row threshold dropping out.
 
@@ -109,7 +111,7 @@ def _judge_with_threshold(
     rejected: list[pl.DataFrame] = []
     while True:
         kept = drop_files(judged, failed)
-        frame = _judge_against_lake(storage, kept, batch)
+        frame = _judge_against_lake(kept, earlier)
         over = _over_threshold(frame, batch.threshold)
         if not over:
             return (
@@ -119,33 +121,23 @@ def _judge_with_threshold(
         rejected.append(frame.filter(pl.col(ORDER) == over[0]))
 
 
-def _judge_against_lake(storage: Storage, judged: Judged, batch: StreamBatch) -> pl.DataFrame:
+def _judge_against_lake(judged: Judged, earlier: EarlierRows) -> pl.DataFrame:
     """Duplicates within the batch and against rows other files put on the same days."""
-    exclude = {source.sid for source in batch.sources}
     valid = judged.frame.lazy().filter(pl.col(REASON).is_null())
     listen_days = valid.select(pl.col("listen_time").dt.date().unique()).collect().to_series()
 
     def elsewhere(rule: FirstOccurrence) -> pl.DataFrame:
+        key = list(rule.key)
         hits = [
-            _seen_in_chunk(storage, valid, chunk, rule)
-            for chunk in day_chunks(storage, listen_days, exclude)
+            valid.filter(pl.col("listen_time").dt.date().is_in(days))
+            .join(rows.lazy().select(key), on=key, how="semi")
+            .select(ORDER, LINE)
+            .collect()
+            for days, rows in earlier.chunks(listen_days)
         ]
         return pl.concat(hits) if hits else pl.DataFrame(schema={ORDER: pl.Int32, LINE: pl.Int64})
 
     return judge_occurrences(judged, elsewhere)
-
-
-def _seen_in_chunk(
-    storage: Storage, valid: pl.LazyFrame, chunk: DayChunk, rule: FirstOccurrence
-) -> pl.DataFrame:
-    """Rows of the batch on the chunk's days whose key a file outside the batch holds."""
-    key = list(rule.key)
-    on_days = valid.filter(pl.col("listen_time").dt.date().is_in(chunk.days))
-    if not chunk.keys:
-        return pl.DataFrame(schema={ORDER: pl.Int32, LINE: pl.Int64})
-    with local_paths(storage, chunk.keys) as paths:
-        seen = pl.scan_parquet(paths).select(key)
-        return on_days.join(seen, on=key, how="semi").select(ORDER, LINE).collect()
 
 
 def _over_threshold(frame: pl.DataFrame, threshold: float) -> list[int]:
