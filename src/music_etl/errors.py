@@ -36,3 +36,11 @@ class LockHeld(Retryable):
 
 class ClaimLost(Retryable):
     """Another runner took over a file this runner had claimed."""
+
+
+class ServiceUnavailable(Retryable):
+    """A cloud service throttled or failed transiently, and its retries ran out."""
+
+
+class ServiceError(Terminal):
+    """A cloud service refused a request in a way that retrying will not fix."""

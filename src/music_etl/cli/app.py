@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from music_etl.cli import render
+from music_etl.cli import aws, render
 from music_etl.errors import MusicEtlError
 from music_etl.settings import Settings, load_settings
 
@@ -68,39 +68,46 @@ def generate(  # noqa: PLR0917 - Typer maps parameters to options
     days: Annotated[int, typer.Option(help="Days the listens span.")] = 7,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same bytes.")] = 7,
     bad_share: Annotated[float, typer.Option(help="Share of deliberately bad rows.")] = 0.02,
+    append: Annotated[
+        int, typer.Option(help="Add only stream files, batch N, for the same users and songs.")
+    ] = 0,
     config: Config = None,
 ) -> None:
     """Write realistic users.csv, songs.csv and stream files into raw/.
 
     Example: music-etl generate --lake ./lake --streams 1000000 --files 10 --days 30 --seed 1
     """
-    report = _guard(
-        lambda: _generate(
-            _settings(lake, config=config),
-            streams=streams,
-            files=files,
-            days=days,
-            seed=seed,
-            bad_share=bad_share,
-        )
-    )
-    render.console.print(
-        f"Wrote {len(report.keys)} files under {_settings(lake, config=config).lake}/raw/."
-    )
+    settings = _settings(lake, config=config)
+    options = {"streams": streams, "files": files, "days": days, "seed": seed}
+    report = _guard(lambda: _generate(settings, bad_share=bad_share, append=append, **options))
+    render.console.print(f"Wrote {', '.join(report.keys)} under {settings.lake}.")
 
 
 def _generate(
-    settings: Settings, *, streams: int, files: int, days: int, seed: int, bad_share: float
+    settings: Settings,
+    *,
+    streams: int,
+    files: int,
+    days: int,
+    seed: int,
+    bad_share: float,
+    append: int,
 ) -> Any:
     from music_etl.adapters.storage import open_storage
     from music_etl.errors import ConfigError
     from music_etl.sample.generator import generate as write_sample
 
-    if streams < 0 or files < 1 or days < 1 or not 0 <= bad_share < 1:
+    if streams < 0 or files < 1 or days < 1 or append < 0 or not 0 <= bad_share < 1:
         raise ConfigError("--streams ≥ 0, --files ≥ 1, --days ≥ 1 and 0 ≤ --bad-share < 1, please.")
     storage = open_storage(settings.lake, endpoint=settings.aws_endpoint)
     return write_sample(
-        storage, streams=streams, files=files, days=days, seed=seed, bad_share=bad_share
+        storage,
+        streams=streams,
+        files=files,
+        days=days,
+        seed=seed,
+        bad_share=bad_share,
+        append=append,
     )
 
 
@@ -235,6 +242,9 @@ def demo(
     from music_etl.cli.demo import run_demo
 
     _guard(lambda: run_demo(lake, streams))
+
+
+app.add_typer(aws.app, name="aws")
 
 
 def main() -> None:

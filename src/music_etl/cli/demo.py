@@ -34,6 +34,8 @@ def run_demo(lake: str, streams: int) -> None:
         f"  music-etl status --lake {root}\n"
         f'  music-etl query --lake {root} "{_EXAMPLE_SQL}"\n'
         f"  music-etl run --lake {root}        # again: nothing new, nothing changes\n"
+        f"  music-etl generate --lake {root} --streams 20000 --files 1 --append 1"
+        f" && music-etl run --lake {root}   # late data: only its days recomputed\n"
         f"  music-etl rebuild --lake {root}"
     )
 

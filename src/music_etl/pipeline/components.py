@@ -35,8 +35,8 @@ def open_components(settings: Settings) -> Components:
     return Components(
         settings=settings,
         storage=storage,
-        ledger=open_ledger(settings.ledger_url),
-        serving=open_serving(settings.serving_url),
+        ledger=open_ledger(settings.ledger_url, endpoint=settings.aws_endpoint),
+        serving=open_serving(settings.serving_url, endpoint=settings.aws_endpoint),
         engine=make_engine(settings.engine, storage),
     )
 

@@ -18,7 +18,7 @@ def init_lake(settings: Settings) -> list[str]:
     for prefix in layout.LAYOUT:
         if not any(True for _ in storage.list(prefix)):
             storage.write_bytes(prefix + _KEEP, b"")
-    open_ledger(settings.ledger_url)
+    open_ledger(settings.ledger_url, endpoint=settings.aws_endpoint)
     return list(layout.LAYOUT)
 
 
@@ -32,5 +32,5 @@ class LakeStatus:
 
 def lake_status(settings: Settings, *, runs: int = 10) -> LakeStatus:
     """Every file record and the latest runs."""
-    ledger = open_ledger(settings.ledger_url)
+    ledger = open_ledger(settings.ledger_url, endpoint=settings.aws_endpoint)
     return LakeStatus(files=ledger.records(), runs=ledger.runs(runs))

@@ -35,7 +35,9 @@ class QueryResult:
 def connect_lake(lake: str) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with one view per lake table."""
     if lake.startswith("s3://"):
-        raise ConfigError("query over an S3 lake needs the AWS mode; use a local lake folder.")
+        raise ConfigError(
+            "query over an S3 lake is not available yet: use Athena, or a local copy of the lake."
+        )
     import duckdb
 
     storage = LocalStorage(lake)

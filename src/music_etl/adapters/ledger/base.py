@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -129,3 +130,8 @@ def is_claimable(record: FileRecord | None, content_hash: str, now: float) -> bo
 def lock_is_free(owner_now: str, held_by: str, lease_until: float, now: float) -> bool:
     """Whether a lock held by `held_by` may be taken by `owner_now`."""
     return held_by in ("", owner_now) or lease_until < now or owner_is_dead(held_by)
+
+
+def utcnow() -> str:
+    """The wall clock as UTC ISO-8601 to the second, for `FileRecord.timestamp`."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

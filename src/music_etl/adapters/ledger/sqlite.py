@@ -16,6 +16,7 @@ from music_etl.adapters.ledger.base import (
     RunRecord,
     is_claimable,
     lock_is_free,
+    utcnow,
 )
 from music_etl.adapters.sqlite_common import connect
 from music_etl.errors import ClaimLost
@@ -77,7 +78,7 @@ class SQLiteLedger:
                     "status": CLAIMED,
                     "owner": owner,
                     "lease_until": time.time() + lease_seconds,
-                    "timestamp": _utcnow(),
+                    "timestamp": utcnow(),
                     "error": "",
                     "retryable": False,
                     "days": base.days,
@@ -171,7 +172,3 @@ def _to_record(row: sqlite3.Row) -> FileRecord:
     values["days"] = tuple(json.loads(values["days"]))
     values["retryable"] = bool(values["retryable"])
     return FileRecord(**values)
-
-
-def _utcnow() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -8,12 +8,11 @@ __all__ = ["ObjectInfo", "Storage", "open_storage"]
 
 
 def open_storage(lake: str, *, endpoint: str = "") -> Storage:
-    """`LocalStorage` for a folder; S3 storage for `s3://bucket/prefix`."""
+    """`S3Storage` for `s3://bucket/prefix`; `LocalStorage` for a folder."""
     if lake.startswith("s3://"):
-        from music_etl.errors import ConfigError
+        from music_etl.adapters.storage.s3 import S3Storage
 
-        raise ConfigError("S3 lakes are not available in this build yet; use a local folder.")
+        return S3Storage(lake, endpoint=endpoint)
     from music_etl.adapters.storage.local import LocalStorage
 
-    del endpoint
     return LocalStorage(lake)

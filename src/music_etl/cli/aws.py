@@ -1,0 +1,86 @@
+"""`music-etl aws …`: set up and inspect the AWS mode (S3 lake, DynamoDB stores).
+
+boto3 is imported only when a command runs, so `music-etl --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+
+from music_etl.cli import render
+from music_etl.errors import MusicEtlError
+from music_etl.settings import Settings, load_settings
+
+app = typer.Typer(
+    name="aws",
+    help="AWS mode: create the DynamoDB tables, read the ledger in DynamoDB.",
+    no_args_is_help=True,
+)
+T = TypeVar("T")
+
+Lake = Annotated[
+    str | None, typer.Option("--lake", help="Lake root, e.g. s3://bucket/prefix (default ./lake).")
+]
+Config = Annotated[
+    Path | None, typer.Option("--config", help="Settings file (default ./music-etl.toml).")
+]
+EXIT_ERROR = 2
+
+
+def _settings(lake: str | None, config: Path | None) -> Settings:
+    return load_settings(config=config, lake=lake)
+
+
+def _guard(action: Callable[[], T]) -> T:
+    """Run `action`; our errors become one red line and exit code 2."""
+    try:
+        return action()
+    except MusicEtlError as exc:
+        render.errors.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(EXIT_ERROR) from None
+
+
+@app.command()
+def init(
+    lake: Lake = None,
+    config: Config = None,
+    create_bucket: Annotated[
+        bool, typer.Option("--create-bucket", help="Also create the lake's bucket if missing.")
+    ] = False,
+) -> None:
+    """Create every missing DynamoDB table (on-demand) and wait until it is active.
+
+    Example: music-etl aws init --lake s3://my-bucket/lake
+    """
+    from music_etl.adapters.aws.setup import init_aws
+
+    settings = _guard(lambda: _settings(lake, config))
+    report = _guard(
+        lambda: init_aws(
+            lake=settings.lake,
+            serving=settings.serving_url,
+            ledger=settings.ledger_url,
+            endpoint=settings.aws_endpoint,
+            create_bucket=create_bucket,
+        )
+    )
+    if report.bucket_created:
+        render.console.print(f"Created the bucket {report.bucket_created}.")
+    for table in report.tables:
+        state = "created" if table in report.created else "exists"
+        render.console.print(f"{table}: {state}, active")
+
+
+@app.command()
+def status(lake: Lake = None, config: Config = None) -> None:
+    """Show the ProcessedStreams ledger in DynamoDB and the recent runs.
+
+    Example: music-etl aws status --lake s3://my-bucket/lake
+    """
+    from music_etl.pipeline.lake import lake_status
+
+    render.status(_guard(lambda: lake_status(_settings(lake, config))))

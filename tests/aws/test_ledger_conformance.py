@@ -1,0 +1,196 @@
+"""One ledger suite over SQLite and DynamoDB (moto over HTTP)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from aws.helpers import AwsLake, LostResponse
+from music_etl.adapters.ledger import open_ledger
+from music_etl.adapters.ledger.base import (
+    CLAIMED,
+    DONE,
+    FAILED,
+    FileRecord,
+    Ledger,
+    RunRecord,
+    new_owner,
+)
+from music_etl.adapters.ledger.dynamodb import DynamoDBLedger
+from music_etl.errors import ClaimLost
+
+OpenLedger = Callable[[], Ledger]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("dynamodb", marks=pytest.mark.aws)])
+def opener(request: pytest.FixtureRequest, tmp_path: Path) -> OpenLedger:
+    """Opens a new connection to one ledger (each runner has its own)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+        return lambda: open_ledger(url)
+    aws_lake: AwsLake = request.getfixturevalue("aws_lake")
+    return lambda: open_ledger(aws_lake.dynamodb, endpoint=aws_lake.endpoint)
+
+
+@pytest.fixture
+def ledger(opener: OpenLedger) -> Ledger:
+    return opener()
+
+
+def claimed(ledger: Ledger, key: str) -> FileRecord:
+    record = ledger.get(key)
+    assert record is not None and record.status == CLAIMED
+    return record
+
+
+def test_claim_is_exclusive_while_the_owner_lives(ledger: Ledger) -> None:
+    assert ledger.claim("raw/streams/a.csv", "h1", new_owner(), 60)
+    assert not ledger.claim("raw/streams/a.csv", "h1", new_owner(), 60)
+    assert not ledger.claim("raw/streams/a.csv", "h2", new_owner(), 60)
+
+
+def test_only_one_of_many_racing_runners_wins(opener: OpenLedger) -> None:
+    ledgers = [opener() for _ in range(6)]
+    with ThreadPoolExecutor(len(ledgers)) as pool:
+        wins = list(
+            pool.map(lambda lg: lg.claim("raw/streams/race.csv", "h", new_owner(), 60), ledgers)
+        )
+    assert wins.count(True) == 1
+
+
+def test_done_file_is_claimable_only_with_new_content(ledger: Ledger) -> None:
+    ledger.claim("k", "h1", new_owner(), 60)
+    ledger.save(replace(claimed(ledger, "k"), status=DONE, rows_in=5, days=("2024-06-01",)))
+    done = ledger.get("k")
+    assert done is not None and done.status == DONE and done.days == ("2024-06-01",)
+    assert not ledger.claim("k", "h1", new_owner(), 60)
+    assert ledger.claim("k", "h2", new_owner(), 60)
+    again = claimed(ledger, "k")
+    assert again.content_hash == "h2" and again.days == ("2024-06-01",) and again.rows_in == 5
+
+
+def test_failed_file_is_retried_only_when_retryable(ledger: Ledger) -> None:
+    ledger.claim("k", "h1", new_owner(), 60)
+    ledger.save(replace(claimed(ledger, "k"), status=FAILED, error="missing_column"))
+    assert not ledger.claim("k", "h1", new_owner(), 60)
+    ledger.claim("k2", "h", new_owner(), 60)
+    ledger.save(replace(claimed(ledger, "k2"), status=FAILED, retryable=True, error="boom"))
+    assert ledger.claim("k2", "h", new_owner(), 60)
+    assert claimed(ledger, "k2").error == ""
+
+
+def test_expired_lease_or_dead_owner_frees_a_claim(ledger: Ledger) -> None:
+    assert ledger.claim("k", "h", "other-host:1:x", -1)
+    assert ledger.claim("k", "h", new_owner(), 60)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    owner_of_dead = new_owner().split(":")[0] + f":{dead}:gone"
+    assert ledger.claim("k3", "h", owner_of_dead, 600)
+    assert ledger.claim("k3", "h", new_owner(), 60)
+
+
+def test_save_after_losing_the_claim_is_refused(ledger: Ledger) -> None:
+    first = new_owner()
+    ledger.claim("k", "h", first, -1)
+    stale = claimed(ledger, "k")
+    ledger.claim("k", "h", new_owner(), 60)
+    with pytest.raises(ClaimLost):
+        ledger.save(replace(stale, status=DONE))
+    ledger.save(replace(claimed(ledger, "k"), status=DONE))
+    with pytest.raises(ClaimLost):
+        ledger.save(replace(claimed_or_done(ledger, "k"), status=FAILED))
+
+
+def claimed_or_done(ledger: Ledger, key: str) -> FileRecord:
+    record = ledger.get(key)
+    assert record is not None
+    return record
+
+
+def test_records_are_ordered_by_their_last_change(ledger: Ledger) -> None:
+    owner = new_owner()
+    for key in ("c", "a", "b"):
+        ledger.claim(key, "h", owner, 60)
+    ledger.save(replace(claimed(ledger, "c"), status=DONE))
+    assert [r.file_key for r in ledger.records()] == ["a", "b", "c"]
+
+
+def test_lock_is_exclusive_reentrant_and_expires(ledger: Ledger) -> None:
+    one, two = new_owner(), new_owner()
+    assert ledger.acquire_lock("lake", one, 60)
+    assert ledger.acquire_lock("lake", one, 60)
+    assert not ledger.acquire_lock("lake", two, 60)
+    ledger.release_lock("lake", two)
+    assert not ledger.acquire_lock("lake", two, 60)
+    ledger.release_lock("lake", one)
+    assert ledger.acquire_lock("lake", two, -1)
+    assert ledger.acquire_lock("lake", one, 60)
+    assert ledger.acquire_lock("other", two, 60)
+
+
+def test_runs_and_forget_files(ledger: Ledger) -> None:
+    for n in range(3):
+        ledger.add_run(
+            RunRecord(
+                run_id=f"r{n}",
+                started=f"2024-07-01T00:00:0{n}+00:00",
+                finished="2024-07-01T00:01:00+00:00",
+                files=n,
+                rows_in=10 * n,
+                rows_valid=9 * n,
+                rows_bad=n,
+                days=1,
+                status="ok",
+            )
+        )
+    owner = new_owner()
+    ledger.acquire_lock("lake", owner, 60)
+    ledger.claim("raw/streams/a.csv", "h", owner, 60)
+    assert [r.run_id for r in ledger.runs(2)] == ["r2", "r1"]
+    assert ledger.runs(5)[0].rows_in == 20
+    ledger.forget_files()
+    assert ledger.records() == []
+    assert len(ledger.runs(10)) == 3
+    assert not ledger.acquire_lock("lake", new_owner(), 60)
+
+
+# --------------------------------------------------------------------------- DynamoDB only
+
+
+@pytest.mark.aws
+@pytest.mark.parametrize("operation", ["claim", "save", "acquire_lock"])
+def test_a_retried_write_that_had_landed_counts_as_done(aws_lake: AwsLake, operation: str) -> None:
+    ledger = aws_lake.ledger()
+    owner = new_owner()
+    if operation == "save":
+        ledger.claim("k", "h", owner, 60)
+    ledger.client.meta.events.register("before-send", LostResponse("PutItem"))
+    if operation == "claim":
+        assert ledger.claim("k", "h", owner, 60)
+        assert claimed(ledger, "k").owner == owner
+    elif operation == "save":
+        ledger.save(replace(claimed(ledger, "k"), status=DONE))
+        assert claimed_or_done(ledger, "k").status == DONE
+    else:
+        assert ledger.acquire_lock("lake", owner, 60)
+        assert not aws_lake.ledger().acquire_lock("lake", new_owner(), 60)
+
+
+@pytest.mark.aws
+def test_table_prefix_and_internal_items(aws_lake: AwsLake) -> None:
+    ledger = open_ledger(f"{aws_lake.dynamodb}&region=us-east-1", endpoint=aws_lake.endpoint)
+    assert isinstance(ledger, DynamoDBLedger)
+    assert ledger.table == f"{aws_lake.name}-ProcessedStreams"
+    ledger.acquire_lock("lake", new_owner(), 60)
+    ledger.claim("raw/streams/a.csv", "h", new_owner(), 60)
+    assert [r.file_key for r in ledger.records()] == ["raw/streams/a.csv"]
