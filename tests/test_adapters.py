@@ -142,3 +142,22 @@ def test_faulty_fails_on_the_nth_matching_call(tmp_path: Path) -> None:
     with pytest.raises(InjectedFault):
         storage.write_bytes("x/2", b"")
     storage.write_bytes("x/3", b"")
+
+
+def _open_stores(root: str) -> None:
+    SQLiteLedger(f"sqlite:///{root}/ledger.sqlite")
+    SQLiteServingStore(f"sqlite:///{root}/serving.sqlite")
+
+
+def test_processes_opening_a_new_database_at_once_all_succeed(tmp_path: Path) -> None:
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    for attempt in range(4):
+        root = tmp_path / str(attempt)
+        processes = [context.Process(target=_open_stores, args=(str(root),)) for _ in range(4)]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(timeout=60)
+        assert [p.exitcode for p in processes] == [0, 0, 0, 0]

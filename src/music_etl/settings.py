@@ -14,7 +14,9 @@ from music_etl.errors import ConfigError
 
 ENV_PREFIX = "MUSIC_ETL_"
 CONFIG_FILE = "music-etl.toml"
-ENGINES = ("polars",)
+ENGINES = ("polars", "spark")
+#: What a `notifier` URL may start with (`music_etl.adapters.notify.open_notifier`).
+NOTIFIER_SCHEMES = ("sns://", "https://", "http://")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,17 +32,17 @@ class Settings:
     ledger: str = ""
     """Ledger URL (`sqlite:///path`); empty: `<lake>/_state/ledger.sqlite`."""
     aws_endpoint: str = ""
-    """Endpoint override for S3 and DynamoDB (moto, LocalStack); empty: boto3's default."""
+    """Endpoint override for S3, DynamoDB and SNS (moto, LocalStack); empty: boto3's default."""
     bad_row_threshold: float = 0.05
     """A file with a larger share of bad rows fails whole instead of loading."""
     lease_seconds: int = 900
     """How long a claim or the lake lock stays valid without being renewed."""
     lock_wait_seconds: float = 60.0
     """How long `run` waits for another runner's lake lock before giving up."""
-    batch_bytes: int = 1_500_000_000
+    batch_bytes: int = 512_000_000
     """Raw CSV bytes validated together; bounds memory on large backlogs."""
     notifier: str = ""
-    """Where failures are reported; empty: nowhere but the log and the ledger."""
+    """Where failures are reported: `sns://<topic ARN>` or an https webhook; empty: log only."""
     now: str = ""
     """Processing clock as ISO-8601 UTC, for reproducible runs; empty: the real clock."""
 
@@ -134,6 +136,11 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("lease_seconds and batch_bytes must be positive.")
     if settings.now:
         _parse_now(settings.now)
+    if settings.notifier and not settings.notifier.startswith(NOTIFIER_SCHEMES):
+        raise ConfigError(
+            f"notifier {settings.notifier!r}: use sns://arn:aws:sns:<region>:<account>:<topic>, "
+            "an https:// webhook URL, or leave it empty."
+        )
 
 
 def _parse_now(text: str) -> datetime:

@@ -76,4 +76,13 @@ def make_engine(name: str, storage: Storage) -> Engine:
         from music_etl.engines.polars.engine import PolarsEngine
 
         return PolarsEngine(storage)
+    if name == "spark":
+        try:
+            from music_etl.engines.spark.engine import SparkEngine
+        except ModuleNotFoundError as exc:
+            raise ConfigError(
+                "The spark engine needs PySpark 3.5 and Java 17: "
+                "pip install 'music-streaming-etl[spark]'."
+            ) from exc
+        return SparkEngine(storage)
     raise ConfigError(f"Unknown engine {name!r}.")

@@ -13,6 +13,7 @@ from music_etl.logic import layout
 from music_etl.pipeline.batch import FileResult, Pending, process_batch, recompute
 from music_etl.pipeline.components import Components, lake_lock, open_components
 from music_etl.pipeline.dimensions import DimensionsReport, refresh_dimensions
+from music_etl.pipeline.notify import notify_failures
 from music_etl.pipeline.progress import Progress, Silent
 from music_etl.settings import Settings
 
@@ -42,13 +43,18 @@ class RunReport:
 def run(settings: Settings, progress: Progress | None = None) -> RunReport:
     """Process every pending stream file of the lake exactly once.
 
+    When files failed and the `notifier` setting names one, it is told which and why.
+
     Example:
         >>> report = run(load_settings(lake="./lake"))  # doctest: +SKIP
         >>> len(report.failed)  # doctest: +SKIP
         0
     """
     components = open_components(settings)
-    return run_with(components, progress or Silent())
+    report = run_with(components, progress or Silent())
+    # Failure notifications (the `notifier` setting); delivery problems are only logged.
+    notify_failures(settings, report.files, run_id=report.run_id)
+    return report
 
 
 def run_with(

@@ -42,8 +42,7 @@ class SQLiteLedger:
     """The ledger in one SQLite file, safe for several processes on one machine."""
 
     def __init__(self, url: str) -> None:
-        self._conn = connect(url)
-        self._conn.executescript(_SCHEMA)
+        self._conn = connect(url, _SCHEMA)
 
     def close(self) -> None:
         """Close the connection."""

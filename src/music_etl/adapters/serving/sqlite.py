@@ -32,8 +32,7 @@ class SQLiteServingStore:
     """Each `replace_days` is one transaction: readers see the old days or the new."""
 
     def __init__(self, url: str) -> None:
-        self._conn = connect(url)
-        self._conn.executescript(_SCHEMA)
+        self._conn = connect(url, _SCHEMA)
 
     def close(self) -> None:
         """Close the connection."""

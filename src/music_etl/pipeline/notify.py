@@ -1,0 +1,96 @@
+"""What a run tells the notifier: failed files with their reason and counts.
+
+Delivery never fails the run: a notifier that cannot deliver is logged and the run's
+report is returned as it is (the ledger keeps every failure for `status` anyway).
+
+Example:
+    >>> notify_failures(settings, report)  # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from music_etl.adapters.ledger.base import FAILED
+from music_etl.adapters.notify import Notification, Notifier, open_notifier
+from music_etl.pipeline.batch import FileResult
+from music_etl.settings import Settings
+
+log = logging.getLogger(__name__)
+#: Files listed one by one in a message; the rest are counted.
+MAX_LISTED = 20
+
+
+def notify_failures(settings: Settings, files: Sequence[FileResult], *, run_id: str = "") -> bool:
+    """Send one notification about the failed `files`, if any and if a notifier is set.
+
+    Returns whether a notification was delivered. Never raises: a failure to deliver is
+    logged as a warning, because losing a message must not fail the run it reports on.
+    """
+    failed = [f for f in files if f.status == FAILED]
+    if not failed or not settings.notifier:
+        return False
+    return deliver(
+        settings, failure_notification(settings, failed, total=len(files), run_id=run_id)
+    )
+
+
+def deliver(settings: Settings, notification: Notification) -> bool:
+    """Send `notification` through the configured notifier; log instead of raising."""
+    notifier: Notifier | None = None
+    try:
+        notifier = open_notifier(settings.notifier, endpoint=settings.aws_endpoint)
+        if notifier is None:
+            return False
+        notifier.send(notification)
+    except Exception as exc:  # noqa: BLE001 - a lost message must never fail the run
+        where = notifier.describe() if notifier else "the notifier"
+        log.warning("Could not notify %s (%s): %s", where, type(exc).__name__, exc)
+        return False
+    return True
+
+
+def failure_notification(
+    settings: Settings, failed: Sequence[FileResult], *, total: int, run_id: str = ""
+) -> Notification:
+    """The message for `failed` files out of `total` in one run of the lake."""
+    lines = [_file_line(f) for f in failed[:MAX_LISTED]]
+    if len(failed) > MAX_LISTED:
+        lines.append(f"… and {len(failed) - MAX_LISTED} more (see `music-etl status`).")
+    return Notification(
+        subject=f"music-etl: {len(failed)} of {total} files failed in {settings.lake}",
+        text="\n".join(lines),
+        details={
+            "lake": settings.lake,
+            "run_id": run_id,
+            "bad_row_threshold": settings.bad_row_threshold,
+            "failed": [_file_details(f) for f in failed[:MAX_LISTED]],
+            "failed_count": len(failed),
+        },
+    )
+
+
+def _file_line(result: FileResult) -> str:
+    reason = result.error or "error"
+    counts = f"{result.rows_in} rows in, {result.rows_valid} valid, {result.rows_bad} bad"
+    top = ", ".join(f"{k} {v}" for k, v in sorted(result.bad_by_reason.items()))
+    line = f"- {result.key}: {reason}"
+    if result.message:
+        line += f" ({result.message})"
+    if result.rows_in:
+        line += f"; {counts}" + (f" [{top}]" if top else "")
+    return line
+
+
+def _file_details(result: FileResult) -> dict[str, object]:
+    return {
+        "file": result.key,
+        "reason": result.error,
+        "message": result.message,
+        "rows_in": result.rows_in,
+        "rows_valid": result.rows_valid,
+        "rows_bad": result.rows_bad,
+        "bad_by_reason": dict(result.bad_by_reason),
+    }
