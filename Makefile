@@ -41,7 +41,10 @@ typecheck: $(STAMP)  ## mypy --strict on src/
 	$(BIN)/mypy
 
 unit: $(STAMP)  ## Only the fast tests
-	$(BIN)/pytest -n 2 -m "not slow"
+	$(BIN)/pytest -n 2 -m "not slow and not spark and not airflow"
+
+glue-package: $(STAMP)  ## Build the Glue artifacts into dist/glue/ (wheel + job scripts)
+	$(BIN)/python scripts/glue_package.py
 
 bench: $(STAMP)  ## The 10 M-row benchmark (minutes; writes docs/benchmarks.md)
 	$(BIN)/python benchmarks/run_benchmark.py

@@ -26,7 +26,7 @@ app = typer.Typer(
 T = TypeVar("T")
 
 Lake = Annotated[str | None, typer.Option("--lake", help="Lake root folder (default ./lake).")]
-Engine = Annotated[str | None, typer.Option("--engine", help="Engine: polars (default).")]
+Engine = Annotated[str | None, typer.Option("--engine", help="Engine: polars (default) or spark.")]
 Config = Annotated[
     Path | None, typer.Option("--config", help="Settings file (default ./music-etl.toml).")
 ]

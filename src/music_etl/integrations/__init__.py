@@ -1,0 +1,1 @@
+"""Entry points for the platforms that run the package: AWS Glue jobs (`glue`)."""
