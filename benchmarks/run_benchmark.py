@@ -362,6 +362,13 @@ def render(ctx: dict[str, Any]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _kept_sections(page: Path) -> str:
+    """Sections other scripts own (from `## Spark` on), carried over unchanged."""
+    text = page.read_text() if page.exists() else ""
+    start = text.find("\n## Spark")
+    return "" if start < 0 else text[start:]
+
+
 def main() -> None:
     args = parse_args()
     if args.child:
@@ -418,7 +425,7 @@ def bench(args: argparse.Namespace, base: Path) -> None:
             "`run` of that file alone on a fresh lake", "run", cold, base / "out-cold"
         )
     out = ROOT / args.out if not Path(args.out).is_absolute() else Path(args.out)
-    out.write_text(render(ctx))
+    out.write_text(render(ctx) + _kept_sections(out))
     print(f"Wrote {out}", flush=True)
     print(out.read_text())
 
