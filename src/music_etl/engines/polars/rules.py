@@ -24,7 +24,6 @@ from music_etl.logic.rules import (
 )
 
 TYPED_PREFIX = "_typed_"
-_DIGEST = "_key_digest"
 _DIGEST_SEED = 20_240_625
 _TS_FORMAT = "%Y-%m-%d %H:%M:%S"
 TIMESTAMP_TYPE = pl.Datetime("us", "UTC")
@@ -112,38 +111,41 @@ def reason_expr(contract: DatasetContract, ctx: RuleContext) -> pl.Expr:
 
 
 def apply_first_occurrence(
-    frame: pl.LazyFrame, rule: FirstOccurrence, elsewhere: pl.DataFrame | None
-) -> pl.LazyFrame:
+    frame: pl.DataFrame, rule: FirstOccurrence, elsewhere: pl.DataFrame | None
+) -> pl.DataFrame:
     """Mark later repeats of `rule.key` among still-valid rows, and the `elsewhere` rows.
 
     `frame` must be in file order, then line order: the first row wins. `elsewhere`
     holds the (`ORDER`, `LINE`) of rows whose key other files already put in the lake.
     """
-    valid = pl.col(REASON).is_null()
-    repeat = repeats(frame, rule.key)
+    repeated = repeated_rows(frame, rule.key)
     if elsewhere is not None and not elsewhere.is_empty():
-        known = elsewhere.select(_row_id()).to_series().implode()
-        repeat = repeat | _row_id().is_in(known)
-    reason = pl.when(valid & repeat).then(pl.lit(rule.reason)).otherwise(pl.col(REASON))
+        repeated = pl.concat([repeated, elsewhere.select(_row_id()).to_series()])
+    if repeated.is_empty():
+        return frame
+    hit = pl.col(REASON).is_null() & _row_id().is_in(repeated.implode())
+    reason = pl.when(hit).then(pl.lit(rule.reason)).otherwise(pl.col(REASON))
     return frame.with_columns(reason.alias(REASON))
 
 
-def repeats(frame: pl.LazyFrame, key: Sequence[str]) -> pl.Expr:
-    """True for valid rows whose `key` an earlier valid row has.
+def repeated_rows(frame: pl.DataFrame, key: Sequence[str]) -> pl.Series:
+    """Row ids of valid rows whose `key` an earlier valid row has.
 
-    A 64-bit digest finds the candidates in little memory; the exact key is then
-    compared among the few rows that share a digest with a candidate, so a digest
-    collision can never reject a row.
+    A 64-bit digest of the key, sorted, shows which digests occur twice (a sort is
+    far cheaper than a hash set of millions of keys); the exact key is then compared
+    among the few rows whose digest occurs twice, so a collision never rejects a row.
     """
     valid = pl.col(REASON).is_null()
-    digest = pl.when(valid).then(pl.struct(list(key)).hash(_DIGEST_SEED))
-    marked = frame.with_columns(digest.alias(_DIGEST))
-    candidates = marked.filter(valid & ~pl.col(_DIGEST).is_first_distinct()).select(_DIGEST)
-    suspects = marked.filter(valid).join(
-        candidates.unique(), on=_DIGEST, how="semi", maintain_order="left"
-    )
-    exact = suspects.filter(~pl.struct(list(key)).is_first_distinct()).select(_row_id())
-    return _row_id().is_in(exact.collect().to_series().implode())
+    digest = frame.select(pl.when(valid).then(key_digest(key))).to_series()
+    ordered = digest.sort()
+    shared = ordered.filter(ordered == ordered.shift(1)).unique()
+    suspects = frame.filter(digest.is_in(shared.implode()))
+    return suspects.filter(~pl.struct(list(key)).is_first_distinct()).select(_row_id()).to_series()
+
+
+def key_digest(key: Sequence[str]) -> pl.Expr:
+    """A 64-bit digest of the key columns (collisions are resolved by `repeated_rows`)."""
+    return pl.struct(list(key)).hash(_DIGEST_SEED)
 
 
 def _row_id() -> pl.Expr:

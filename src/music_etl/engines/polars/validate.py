@@ -56,11 +56,11 @@ def judge_occurrences(
 
     `elsewhere(rule)` gives the rows whose key other files already hold (`ORDER`, `LINE`).
     """
-    frame = judged.frame.lazy()
+    frame = judged.frame
     for rule in occurrence_rules(judged.contract):
         seen = elsewhere(rule) if elsewhere is not None and rule.across_files else None
         frame = apply_first_occurrence(frame, rule, seen)
-    return frame.collect()
+    return frame
 
 
 def valid_rows(frame: pl.DataFrame, contract: DatasetContract) -> pl.DataFrame:
