@@ -134,6 +134,7 @@ def _judge_against_lake(judged: Judged, earlier: EarlierRows) -> pl.DataFrame:
             .select(ORDER, LINE)
             .collect()
             for days, rows in earlier.chunks(listen_days)
+            if not rows.is_empty()
         ]
         return pl.concat(hits) if hits else pl.DataFrame(schema={ORDER: pl.Int32, LINE: pl.Int64})
 
