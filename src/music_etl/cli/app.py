@@ -8,12 +8,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 
 from music_etl.cli import aws, render
-from music_etl.errors import MusicEtlError
 from music_etl.settings import Settings, load_settings
 
 app = typer.Typer(
@@ -23,7 +22,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-T = TypeVar("T")
 
 Lake = Annotated[str | None, typer.Option("--lake", help="Lake root folder (default ./lake).")]
 Engine = Annotated[str | None, typer.Option("--engine", help="Engine: polars (default) or spark.")]
@@ -32,20 +30,10 @@ Config = Annotated[
 ]
 
 EXIT_FAILED_FILES = 1
-EXIT_ERROR = 2
 
 
 def _settings(lake: str | None, engine: str | None = None, config: Path | None = None) -> Settings:
     return load_settings(config=config, lake=lake, engine=engine)
-
-
-def _guard(action: Callable[[], T]) -> T:
-    """Run `action`; our errors become one red line and exit code 2."""
-    try:
-        return action()
-    except MusicEtlError as exc:
-        render.errors.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(EXIT_ERROR) from None
 
 
 @app.command()
@@ -56,7 +44,7 @@ def init(lake: Lake = None, config: Config = None) -> None:
     """
     from music_etl.pipeline.lake import init_lake
 
-    prefixes = _guard(lambda: init_lake(_settings(lake, config=config)))
+    prefixes = render.guard(lambda: init_lake(_settings(lake, config=config)))
     render.console.print("Created " + ", ".join(prefixes))
 
 
@@ -79,7 +67,9 @@ def generate(  # noqa: PLR0917 - Typer maps parameters to options
     """
     settings = _settings(lake, config=config)
     options = {"streams": streams, "files": files, "days": days, "seed": seed}
-    report = _guard(lambda: _generate(settings, bad_share=bad_share, append=append, **options))
+    report = render.guard(
+        lambda: _generate(settings, bad_share=bad_share, append=append, **options)
+    )
     render.console.print(f"Wrote {', '.join(report.keys)} under {settings.lake}.")
 
 
@@ -127,7 +117,7 @@ def _run_with_progress(settings: Settings) -> Any:
     from music_etl.pipeline.run import run as run_pipeline
 
     with render.RichProgress() as progress:
-        return _guard(lambda: run_pipeline(settings, progress))
+        return render.guard(lambda: run_pipeline(settings, progress))
 
 
 @app.command()
@@ -149,7 +139,7 @@ def watch(
     )
     with _stop_on_interrupt() as stopped:
         while not stopped():
-            report = _guard(lambda: run_pipeline(settings))
+            report = render.guard(lambda: run_pipeline(settings))
             if report.files:
                 render.run_summary(report)
             _sleep_unless(stopped, interval)
@@ -185,7 +175,7 @@ def status(lake: Lake = None, config: Config = None) -> None:
     """
     from music_etl.pipeline.lake import lake_status
 
-    render.status(_guard(lambda: lake_status(_settings(lake, config=config))))
+    render.status(render.guard(lambda: lake_status(_settings(lake, config=config))))
 
 
 @app.command()
@@ -208,8 +198,10 @@ def query(
 
     if fmt not in {"table", "json", "csv"}:
         render.errors.print(f"[red]error:[/] --format is table, json or csv, not {fmt!r}.")
-        raise typer.Exit(EXIT_ERROR)
-    render.query_result(_guard(lambda: run_query(_settings(lake, config=config).lake, sql)), fmt)
+        raise typer.Exit(render.EXIT_ERROR)
+    render.query_result(
+        render.guard(lambda: run_query(_settings(lake, config=config).lake, sql)), fmt
+    )
 
 
 @app.command()
@@ -222,7 +214,7 @@ def rebuild(lake: Lake = None, engine: Engine = None, config: Config = None) -> 
 
     settings = _settings(lake, engine, config)
     with render.RichProgress() as progress:
-        report = _guard(lambda: rebuild_lake(settings, progress))
+        report = render.guard(lambda: rebuild_lake(settings, progress))
     render.run_summary(report)
     if report.failed:
         raise typer.Exit(EXIT_FAILED_FILES)
@@ -241,7 +233,7 @@ def demo(
     """
     from music_etl.cli.demo import run_demo
 
-    _guard(lambda: run_demo(lake, streams))
+    render.guard(lambda: run_demo(lake, streams))
 
 
 app.add_typer(aws.app, name="aws")

@@ -5,14 +5,12 @@ boto3 is imported only when a command runs, so `music-etl --help` stays fast.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 
 from music_etl.cli import render
-from music_etl.errors import MusicEtlError
 from music_etl.settings import Settings, load_settings
 
 app = typer.Typer(
@@ -20,7 +18,6 @@ app = typer.Typer(
     help="AWS mode: create the DynamoDB tables, read the ledger in DynamoDB.",
     no_args_is_help=True,
 )
-T = TypeVar("T")
 
 Lake = Annotated[
     str | None, typer.Option("--lake", help="Lake root, e.g. s3://bucket/prefix (default ./lake).")
@@ -28,20 +25,10 @@ Lake = Annotated[
 Config = Annotated[
     Path | None, typer.Option("--config", help="Settings file (default ./music-etl.toml).")
 ]
-EXIT_ERROR = 2
 
 
 def _settings(lake: str | None, config: Path | None) -> Settings:
     return load_settings(config=config, lake=lake)
-
-
-def _guard(action: Callable[[], T]) -> T:
-    """Run `action`; our errors become one red line and exit code 2."""
-    try:
-        return action()
-    except MusicEtlError as exc:
-        render.errors.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(EXIT_ERROR) from None
 
 
 @app.command()
@@ -58,8 +45,8 @@ def init(
     """
     from music_etl.adapters.aws.setup import init_aws
 
-    settings = _guard(lambda: _settings(lake, config))
-    report = _guard(
+    settings = render.guard(lambda: _settings(lake, config))
+    report = render.guard(
         lambda: init_aws(
             lake=settings.lake,
             serving=settings.serving_url,
@@ -83,4 +70,4 @@ def status(lake: Lake = None, config: Config = None) -> None:
     """
     from music_etl.pipeline.lake import lake_status
 
-    render.status(_guard(lambda: lake_status(_settings(lake, config))))
+    render.status(render.guard(lambda: lake_status(_settings(lake, config))))

@@ -4,19 +4,33 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
+import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from music_etl.errors import MusicEtlError
 from music_etl.pipeline.lake import LakeStatus
 from music_etl.pipeline.query import QueryResult
 from music_etl.pipeline.run import RunReport
 
 console = Console()
 errors = Console(stderr=True)
+#: Exit code of a user mistake or an error this package raised on purpose.
+EXIT_ERROR = 2
+T = TypeVar("T")
+
+
+def guard(action: Callable[[], T]) -> T:
+    """Run `action`; our errors become one red line and exit code 2, never a traceback."""
+    try:
+        return action()
+    except MusicEtlError as exc:
+        errors.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(EXIT_ERROR) from None
 
 
 class RichProgress:
