@@ -132,3 +132,20 @@ def test_the_standard_aws_endpoint_variable_is_honoured(
     output = cli(["run"], env)
     assert f"{SAMPLE['files'] + 1} file(s) processed" in output
     assert "raw/streams/empty.csv" in cli(["aws", "status"], env)
+
+
+def test_glue_stages_on_s3_equal_one_embedded_run(
+    aws_lake: AwsLake, embedded_state: dict[str, Any]
+) -> None:
+    """The Glue jobs' stages (on the embedded engine) read and write S3 and DynamoDB alike."""
+    from music_etl.integrations import glue
+
+    generate_sample(aws_lake.storage())
+    settings = aws_lake.settings()
+    validated = glue.validate_stage(settings)
+    assert len(validated.processed) == SAMPLE["files"]
+    assert glue.transform_stage(settings) == validated.days
+    assert glue.load_stage(settings) == validated.days
+    state = aws_lake.state()
+    assert state["raw_streams"] == []
+    assert diff(state, embedded_state) == []
