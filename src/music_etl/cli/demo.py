@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 from music_etl.adapters.storage.local import LocalStorage
@@ -29,15 +30,24 @@ def run_demo(lake: str, streams: int) -> None:
         report = run(settings, progress)
     render.run_summary(report)
     _show_top_genres(str(root))
+    cli = _command()
     render.console.print(
         "\n[bold]Try next:[/]\n"
-        f"  music-etl status --lake {root}\n"
-        f'  music-etl query --lake {root} "{_EXAMPLE_SQL}"\n'
-        f"  music-etl run --lake {root}        # again: nothing new, nothing changes\n"
-        f"  music-etl generate --lake {root} --streams 20000 --files 1 --append 1"
-        f" && music-etl run --lake {root}   # late data: only its days recomputed\n"
-        f"  music-etl rebuild --lake {root}"
+        f"  {cli} status --lake {root}\n"
+        f'  {cli} query --lake {root} "{_EXAMPLE_SQL}"\n'
+        f"  {cli} run --lake {root}        # again: nothing new, nothing changes\n"
+        f"  {cli} generate --lake {root} --streams 20000 --files 1 --append 1"
+        f" && {cli} run --lake {root}   # late data: only its days recomputed\n"
+        f"  {cli} rebuild --lake {root}"
     )
+
+
+def _command() -> str:
+    """`music-etl` when it is on PATH, else the path this process was started as."""
+    if shutil.which("music-etl"):
+        return "music-etl"
+    started = Path(sys.argv[0])
+    return str(started) if started.name == "music-etl" else "music-etl"
 
 
 def _show_top_genres(lake: str) -> None:
