@@ -77,3 +77,13 @@ def test_bad_settings_say_what_to_fix(flags: dict[str, object], message: str) ->
 def test_error_markers() -> None:
     assert issubclass(ConfigError, Terminal)
     assert not issubclass(ConfigError, Retryable)
+
+
+def test_docstring_examples_of_the_logic_layer_hold() -> None:
+    import doctest
+
+    from music_etl.logic import checks, layout
+
+    for module in (checks, layout):
+        failed, attempted = doctest.testmod(module)
+        assert attempted > 0 and failed == 0, module.__name__

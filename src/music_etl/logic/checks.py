@@ -11,9 +11,9 @@ _BOM = "\ufeff"
 
 
 def normalize_header(name: str) -> str:
-    r"""A header cell as the contract spells it: no BOM, no padding, lower case.
+    """A header cell as the contract spells it: no BOM, no padding, lower case.
 
-    >>> normalize_header('\\ufeff User_ID ')
+    >>> normalize_header(' "User_ID" ')
     'user_id'
     """
     return name.replace(_BOM, "").strip(TRIM_CHARS + '"').lower()

@@ -30,7 +30,7 @@ def source_id(raw_key: str) -> str:
     """A file-name-safe id for a raw stream file, stable for its key.
 
     >>> source_id("raw/streams/2024/streams1.csv")
-    '2024_streams1-0b7a3d4f'
+    '2024_streams1-9c1ed577'
     """
     rest = raw_key.removeprefix(RAW_STREAMS).removeprefix(ARCHIVE_STREAMS)
     stem = rest[:-4] if rest.lower().endswith(".csv") else rest

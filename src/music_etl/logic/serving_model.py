@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,11 +45,3 @@ def _group_songs(rows: Iterable[Row]) -> list[dict[str, Any]]:
         song = {name: row[name] for name in _SONG_FIELDS}
         grouped.setdefault((row["date"], row["genre"]), []).append(song)
     return [{"date": d, "genre": g, "songs": songs} for (d, g), songs in grouped.items()]
-
-
-def items_by_day(items: Sequence[Row]) -> dict[str, list[Row]]:
-    """Items grouped by their `date`."""
-    days: dict[str, list[Row]] = {}
-    for item in items:
-        days.setdefault(item["date"], []).append(item)
-    return days

@@ -26,7 +26,6 @@ from music_etl.logic.rules import (
 TYPED_PREFIX = "_typed_"
 _DIGEST_SEED = 20_240_625
 _TS_FORMAT = "%Y-%m-%d %H:%M:%S"
-TIMESTAMP_TYPE = pl.Datetime("us", "UTC")
 
 
 @dataclass(frozen=True, kw_only=True)
