@@ -19,7 +19,7 @@ from music_etl.engines.outcomes import (
     rejected,
 )
 from music_etl.engines.polars import transform
-from music_etl.engines.polars.earlier import KEY_COLUMNS, EarlierRows
+from music_etl.engines.polars.earlier import EarlierRows
 from music_etl.engines.polars.io import (
     local_paths,
     read_raw,
@@ -108,20 +108,13 @@ class PolarsEngine:
     def _compute_chunk(
         self, days: list[date], others: pl.DataFrame, fresh: Written | None
     ) -> dict[str, pl.DataFrame]:
-        parts = [others.lazy()]
+        # Day by day: the aggregations run far faster on rows grouped by date.
+        parts = [others]
         if fresh is not None:
-            in_days = pl.col("listen_date").is_in(days)
-            parts.append(fresh.valid.lazy().filter(in_days).select(KEY_COLUMNS))
+            parts += [part for day in days for part in fresh.valid.get(day, ())]
         with local_paths(self.storage, [_songs_key()]) as (songs_path,):
-            songs = pl.scan_parquet(songs_path)
-            # Materialised once: the three tables all start from the same join.
-            joined = transform.plays(pl.concat(parts), songs).collect()
-            if joined.is_empty():
-                return {}
-            kpis = transform.kpis(joined.lazy()).collect()
-            top_songs = transform.top_songs(joined.lazy(), songs).collect()
-        top_genres = transform.top_genres(kpis.lazy()).collect()
-        return dict(zip(OUTPUTS, (kpis, top_songs, top_genres), strict=True))
+            songs = pl.read_parquet(songs_path)
+        return transform.tables(pl.concat(parts).lazy(), songs)
 
     def _write_outputs(self, days: Sequence[date], outputs: dict[str, pl.DataFrame]) -> None:
         """One file per (table, day); a day without rows loses its old file."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 
 import polars as pl
 
@@ -33,8 +34,8 @@ class Written:
     """A validated batch: one outcome per file order and the valid rows now in the lake."""
 
     outcomes: dict[int, Outcome]
-    valid: pl.DataFrame
-    """`user_id, track_id, listen_time, listen_date` of every row written."""
+    valid: dict[date, list[pl.DataFrame]]
+    """`user_id, track_id, listen_time` of every row written, by listen date."""
     sids: frozenset[str]
     """Sources whose valid-row files are exactly `valid` (files that loaded)."""
     earlier: EarlierRows | None
@@ -55,8 +56,10 @@ def validate_batch(storage: Storage, batch: StreamBatch, raw: pl.DataFrame) -> W
     )
     bad = bad_rows(loaded, STREAMS)
     del frame, loaded
-    days = _write_valid(storage, batch.sources, valid)
+    by_day = _write_valid(storage, batch.sources, valid)
+    del valid
     write_bad(storage, STREAMS, batch.sources, bad)
+    days = _days_by_file(by_day)
     outcomes = {
         order: outcome(source, counts.get(order, {}), days.get(order, ()))
         for order, source in enumerate(batch.sources)
@@ -66,7 +69,7 @@ def validate_batch(storage: Storage, batch: StreamBatch, raw: pl.DataFrame) -> W
     sids = frozenset(s.sid for o, s in enumerate(batch.sources) if o not in failed)
     return Written(
         outcomes=outcomes,
-        valid=valid.select(*KEY_COLUMNS, "listen_date"),
+        valid={day: [part for _, part in parts] for day, parts in by_day.items()},
         sids=sids,
         earlier=earlier if sids == earlier.exclude else None,
     )
@@ -152,9 +155,12 @@ def _over_threshold(frame: pl.DataFrame, threshold: float) -> list[int]:
 
 def _write_valid(
     storage: Storage, sources: Sequence[Source], valid: pl.DataFrame
-) -> dict[int, tuple[str, ...]]:
-    """One file per (source, listen date); rows keep their file and line order."""
-    days: dict[int, tuple[str, ...]] = {}
+) -> dict[date, list[tuple[int, pl.DataFrame]]]:
+    """One file per (source, listen date); rows keep their file and line order.
+
+    Returns the key columns of the rows written, by listen date, then file order.
+    """
+    by_day: dict[date, list[tuple[int, pl.DataFrame]]] = {}
     for order, rows in _by_file(valid):
         source = sources[order]
         parts = []
@@ -165,9 +171,18 @@ def _write_valid(
                 pl.col(LINE).alias("source_line"),
             )
             parts.append((layout.validated_stream_key(day, source.sid), written))
+            by_day.setdefault(day, []).append((order, written.select(KEY_COLUMNS)))
         write_all(storage, parts)
-        days[order] = tuple(day.isoformat() for day in sorted(rows["listen_date"].unique()))
-    return days
+    return dict(sorted(by_day.items()))
+
+
+def _days_by_file(by_day: dict[date, list[tuple[int, pl.DataFrame]]]) -> dict[int, tuple[str, ...]]:
+    """The listen dates each file order put rows on, in order."""
+    days: dict[int, list[str]] = {}
+    for day, parts in by_day.items():
+        for order, _ in parts:
+            days.setdefault(order, []).append(day.isoformat())
+    return {order: tuple(sorted(names)) for order, names in days.items()}
 
 
 def _by_file(rows: pl.DataFrame) -> list[tuple[int, pl.DataFrame]]:

@@ -1,9 +1,16 @@
-"""KPIs and rankings of the logic layer as Polars plans."""
+"""KPIs and rankings of the logic layer as Polars plans.
+
+Listens are counted per (date, track) before the catalogue is joined: a day has far
+fewer tracks than listens, so every metric but the distinct count runs on those
+counts. Track ids become integer codes first (an `Enum` over the catalogue), which
+makes the grouping and the one listen-level join integer work, not string hashing.
+"""
 
 from __future__ import annotations
 
 import polars as pl
 
+from music_etl.engines.outcomes import OUTPUTS
 from music_etl.logic.contract import (
     DAILY_GENRE_KPIS_COLUMNS,
     KPI_GROUP,
@@ -16,40 +23,83 @@ from music_etl.logic.contract import (
     TopN,
 )
 
-
-def plays(streams: pl.LazyFrame, songs: pl.LazyFrame) -> pl.LazyFrame:
-    """Each valid listen once per genre of its track, with the track's duration."""
-    catalogue = songs.select("track_id", pl.col("track_genre").alias("genre"), "duration_ms")
-    return streams.select(
-        pl.col("listen_time").dt.date().alias("date"), "user_id", "track_id"
-    ).join(catalogue, on="track_id", how="inner")
+_CODE = "_track"
+_GENRE_CODE = "_genre"
+_PLAYS = "play_count"
 
 
-def metric_expr(metric: Metric) -> pl.Expr:
-    """One aggregate of the KPI contract."""
-    if metric.op == "count":
-        return pl.len().cast(pl.Int64).alias(metric.name)
-    if metric.op == "count_distinct":
-        return pl.col(metric.column).n_unique().cast(pl.Int64).alias(metric.name)
-    if metric.op == "sum":
-        return pl.col(metric.column).sum().cast(pl.Int64).alias(metric.name)
-    raise ValueError(f"{metric.op} is not an aggregate")
+def tables(streams: pl.LazyFrame, songs: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """`daily_genre_kpis`, `top_songs` and `top_genres` of `streams`' valid listens.
+
+    A listen counts once per genre of its track; listens of tracks the catalogue
+    no longer holds count nowhere.
+    """
+    codes = pl.Enum(songs.get_column("track_id").unique(maintain_order=True))
+    catalogue = _catalogue(songs, codes)
+    listens = (
+        streams.select(
+            pl.col("listen_time").dt.date().alias("date"),
+            "user_id",
+            pl.col("track_id").cast(codes, strict=False).to_physical().alias(_CODE),
+        )
+        .filter(pl.col(_CODE).is_not_null())
+        .collect()
+        .rechunk()
+        .lazy()
+    )
+    plays = (
+        listens.group_by("date", _CODE)
+        .agg(pl.len().cast(pl.Int64).alias(_PLAYS))
+        .join(catalogue.lazy(), on=_CODE, how="inner")
+    )
+    per_genre = listens.join(catalogue.lazy().select(_CODE, _GENRE_CODE), on=_CODE, how="inner")
+    kpis, ranked = pl.collect_all([_kpis(plays, per_genre), top_songs(plays)])
+    results = (kpis, ranked, top_genres(kpis.lazy()).collect())
+    return dict(zip(OUTPUTS, results, strict=True))
 
 
-def kpis(joined: pl.LazyFrame) -> pl.LazyFrame:
+def _catalogue(songs: pl.DataFrame, codes: pl.Enum) -> pl.DataFrame:
+    """One row per (track, genre) with the track's and the genre's integer codes."""
+    genres = pl.Enum(songs.get_column("track_genre").unique(maintain_order=True))
+    return songs.select(
+        pl.col("track_id").cast(codes).to_physical().alias(_CODE),
+        pl.col("track_genre").cast(genres).to_physical().alias(_GENRE_CODE),
+        "track_id",
+        pl.col("track_genre").alias("genre"),
+        "duration_ms",
+        "track_name",
+        "artists",
+    )
+
+
+def _kpis(plays: pl.LazyFrame, per_genre: pl.LazyFrame) -> pl.LazyFrame:
     """`daily_genre_kpis`: the KPI metrics per (date, genre)."""
-    aggregates = [metric_expr(m) for m in KPI_METRICS if m.op != "ratio"]
+    group = [*KPI_GROUP, _GENRE_CODE]
+    summed = plays.group_by(group).agg(
+        _from_plays(m) for m in KPI_METRICS if m.op in ("count", "sum")
+    )
+    distinct = per_genre.group_by("date", _GENRE_CODE).agg(
+        pl.col(m.column).n_unique().cast(pl.Int64).alias(m.name)
+        for m in KPI_METRICS
+        if m.op == "count_distinct"
+    )
     ratios = [
         (pl.col(m.numerator).cast(pl.Float64) / pl.col(m.denominator)).alias(m.name)
         for m in KPI_METRICS
         if m.op == "ratio"
     ]
     return (
-        joined.group_by(list(KPI_GROUP))
-        .agg(aggregates)
+        summed.join(distinct, on=["date", _GENRE_CODE], how="inner")
         .with_columns(ratios)
         .select(DAILY_GENRE_KPIS_COLUMNS)
     )
+
+
+def _from_plays(metric: Metric) -> pl.Expr:
+    """A count, or a sum of a catalogue column, from listens counted per (date, track)."""
+    if metric.op == "count":
+        return pl.col(_PLAYS).sum().cast(pl.Int64).alias(metric.name)
+    return (pl.col(_PLAYS) * pl.col(metric.column)).sum().cast(pl.Int64).alias(metric.name)
 
 
 def top_n(frame: pl.LazyFrame, spec: TopN) -> pl.LazyFrame:
@@ -62,14 +112,9 @@ def top_n(frame: pl.LazyFrame, spec: TopN) -> pl.LazyFrame:
     return ranked.filter(pl.col("rank") <= spec.n)
 
 
-def top_songs(joined: pl.LazyFrame, songs: pl.LazyFrame) -> pl.LazyFrame:
-    """`top_songs`: the most played tracks per (date, genre), named after ranking."""
-    counted = joined.group_by([*TOP_SONGS.partition, "track_id"]).agg(
-        pl.len().cast(pl.Int64).alias("play_count")
-    )
-    names = songs.select("track_id", pl.col("track_genre").alias("genre"), "track_name", "artists")
-    ranked = top_n(counted, TOP_SONGS)
-    return ranked.join(names, on=["track_id", "genre"], how="left").select(TOP_SONGS_COLUMNS)
+def top_songs(plays: pl.LazyFrame) -> pl.LazyFrame:
+    """`top_songs`: the most played tracks per (date, genre)."""
+    return top_n(plays, TOP_SONGS).select(TOP_SONGS_COLUMNS)
 
 
 def top_genres(daily_kpis: pl.LazyFrame) -> pl.LazyFrame:
