@@ -51,8 +51,10 @@ def parsed(name: str, kind: Kind) -> pl.Expr:
         return pl.when(column.str.contains(INTEGER_PATTERN)).then(value).otherwise(None)
     if kind is Kind.TIMESTAMP:
         shaped = column.str.contains(TIMESTAMP_PATTERN)
-        text = column.str.slice(0, 10) + " " + column.str.slice(11, 8)
-        value = text.str.strptime(pl.Datetime("us"), _TS_FORMAT, strict=False)
+        # A shaped value has one `T` at most, between date and time; `Z` is cut off.
+        # No cache: most instants are distinct, and hashing them costs more than parsing.
+        text = column.str.replace("T", " ", literal=True, n=1).str.head(19)
+        value = text.str.strptime(pl.Datetime("us"), _TS_FORMAT, strict=False, cache=False)
         return pl.when(shaped).then(value.dt.replace_time_zone("UTC")).otherwise(None)
     return column
 
