@@ -83,10 +83,7 @@ class PolarsEngine:
             except FileRejected as error:
                 outcomes[order] = rejected(source, error)
         if raws:
-            raw = pl.concat(raws, how="diagonal")
-            raws.clear()
-            self._fresh = validate_batch(self.storage, batch, raw)
-            del raw
+            self._fresh = validate_batch(self.storage, batch, raws)
             for order, outcome in self._fresh.outcomes.items():
                 outcomes.setdefault(order, outcome)
         return [outcomes[order] for order in range(len(batch.sources))]

@@ -64,7 +64,7 @@ def local_paths(storage: Storage, keys: Sequence[str]) -> Iterator[list[str]]:
 def write_parquet(storage: Storage, key: str, frame: pl.DataFrame) -> None:
     """Write `frame` to `key` atomically."""
     with storage.writer(key) as path:
-        frame.write_parquet(path, compression="zstd", statistics=True)
+        frame.write_parquet(path, compression="zstd", compression_level=1, statistics=True)
 
 
 def write_all(storage: Storage, parts: Iterable[tuple[str, pl.DataFrame]]) -> None:

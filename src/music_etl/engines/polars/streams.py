@@ -42,8 +42,13 @@ class Written:
     """Rows of every other source, when exactly `sids` were excluded from it."""
 
 
-def validate_batch(storage: Storage, batch: StreamBatch, raw: pl.DataFrame) -> Written:
-    """Judge the batch's rows, write valid rows per (source, day) and bad rows per reason."""
+def validate_batch(storage: Storage, batch: StreamBatch, raws: list[pl.DataFrame]) -> Written:
+    """Judge the batch's rows, write valid rows per (source, day) and bad rows per reason.
+
+    Empties `raws` (the files' raw rows), so their memory goes as soon as it can.
+    """
+    raw = pl.concat(raws, how="diagonal")
+    raws.clear()
     judged = judge_rows(raw, STREAMS, stream_context(storage, batch))
     del raw  # the judged frame keeps the raw values it needs for bad records
     earlier = EarlierRows(storage, exclude={source.sid for source in batch.sources})
@@ -56,9 +61,10 @@ def validate_batch(storage: Storage, batch: StreamBatch, raw: pl.DataFrame) -> W
     )
     bad = bad_rows(loaded, STREAMS)
     del frame, loaded
+    write_bad(storage, STREAMS, batch.sources, bad)
+    del bad
     by_day = _write_valid(storage, batch.sources, valid)
     del valid
-    write_bad(storage, STREAMS, batch.sources, bad)
     days = _days_by_file(by_day)
     outcomes = {
         order: outcome(source, counts.get(order, {}), days.get(order, ()))
