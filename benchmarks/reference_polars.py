@@ -31,8 +31,8 @@ def _int64(name: str) -> pl.Expr:
 
 def _timestamp(name: str) -> pl.Expr:
     column = pl.col(name)
-    text = column.str.slice(0, 10) + " " + column.str.slice(11, 8)
-    value = text.str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S", strict=False)
+    text = column.str.replace("T", " ", literal=True, n=1).str.head(19)
+    value = text.str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S", strict=False, cache=False)
     return pl.when(column.str.contains(TIMESTAMP_PATTERN)).then(value)
 
 
