@@ -13,6 +13,7 @@ from music_etl.logic.contract import DatasetContract
 from music_etl.logic.rules import (
     INTEGER_PATTERN,
     TIMESTAMP_PATTERN,
+    TRIM_CHARS,
     FirstOccurrence,
     InReference,
     Kind,
@@ -38,8 +39,8 @@ class RuleContext:
 
 def trimmed(name: str) -> pl.Expr:
     """The raw column trimmed of spaces and tabs; empty becomes null."""
-    value = pl.col(name).str.strip_chars(" \t")
-    return pl.when(value == "").then(None).otherwise(value).alias(name)
+    # `replace` keeps the trimmed strings as they are; `when/then` would copy them.
+    return pl.col(name).str.strip_chars(TRIM_CHARS).replace("", None).alias(name)
 
 
 def parsed(name: str, kind: Kind) -> pl.Expr:
@@ -88,7 +89,11 @@ def passes(rule: Rule, types: Mapping[str, Kind], ctx: RuleContext) -> pl.Expr:
         return typed(rule.column, types[rule.column]) <= limit
     if isinstance(rule, InReference):
         keys = ctx.references[rule.reference].get_column(rule.column)
-        return typed(rule.column, types[rule.column]).is_in(keys.implode())
+        value = typed(rule.column, types[rule.column])
+        if keys.dtype == pl.String:
+            # A lookup in an `Enum` of the keys is cheaper than `is_in` on strings.
+            return value.cast(pl.Enum(keys.drop_nulls().unique()), strict=False).is_not_null()
+        return value.is_in(keys.implode())
     raise TypeError(f"{type(rule).__name__} is applied by first_occurrence, not passes")
 
 
