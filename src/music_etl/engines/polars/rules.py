@@ -149,6 +149,25 @@ def repeated_rows(frame: pl.DataFrame, key: Sequence[str]) -> pl.Series:
     return suspects.filter(~pl.struct(list(key)).is_first_distinct()).select(_row_id()).to_series()
 
 
+def present_in(frame: pl.LazyFrame, others: pl.DataFrame, key: Sequence[str]) -> pl.LazyFrame:
+    """Rows of `frame` whose `key` some row of `others` has.
+
+    `others` is usually the far larger side (rows already in the lake): a join on the
+    64-bit digest of the key first narrows it to the few rows that can match, which is
+    much cheaper than a hash table of its full keys; the keys are then compared exactly.
+    """
+    columns = list(key)
+    digest = key_digest(columns).alias("_digest")
+    candidates = (
+        others.lazy()
+        .select(columns)
+        .with_columns(digest)
+        .join(frame.select(digest), on="_digest", how="semi")
+        .drop("_digest")
+    )
+    return frame.join(candidates, on=columns, how="semi")
+
+
 def key_digest(key: Sequence[str]) -> pl.Expr:
     """A 64-bit digest of the key columns (collisions are resolved by `repeated_rows`)."""
     return pl.struct(list(key)).hash(_DIGEST_SEED)

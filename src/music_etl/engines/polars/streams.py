@@ -13,7 +13,7 @@ from music_etl.engines.base import Outcome, Source, StreamBatch
 from music_etl.engines.outcomes import LINE, ORDER, REASON, outcome, too_many_bad
 from music_etl.engines.polars.earlier import KEY_COLUMNS, EarlierRows
 from music_etl.engines.polars.io import local_paths, write_all
-from music_etl.engines.polars.rules import RuleContext
+from music_etl.engines.polars.rules import RuleContext, present_in
 from music_etl.engines.polars.validate import (
     Judged,
     bad_rows,
@@ -138,8 +138,7 @@ def _judge_against_lake(judged: Judged, earlier: EarlierRows) -> pl.DataFrame:
     def elsewhere(rule: FirstOccurrence) -> pl.DataFrame:
         key = list(rule.key)
         hits = [
-            valid.filter(pl.col("listen_time").dt.date().is_in(days))
-            .join(rows.lazy().select(key), on=key, how="semi")
+            present_in(valid.filter(pl.col("listen_time").dt.date().is_in(days)), rows, key)
             .select(ORDER, LINE)
             .collect()
             for days, rows in earlier.chunks(listen_days)
