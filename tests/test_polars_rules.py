@@ -52,3 +52,19 @@ def test_rows_seen_in_other_files_are_marked_unless_already_bad() -> None:
         "bad_timestamp",
         None,
     ]
+
+
+def _present(frame: pl.DataFrame, others: pl.DataFrame) -> list[int]:
+    found = rules.present_in(frame.lazy(), others, RULE.key).collect()
+    return sorted(found.get_column(LINE).to_list())
+
+
+@pytest.mark.parametrize("collide", [False, True], ids=["digests", "all-digests-collide"])
+def test_present_in_finds_exactly_the_keys_the_other_rows_hold(
+    monkeypatch: pytest.MonkeyPatch, collide: bool
+) -> None:
+    if collide:
+        monkeypatch.setattr(rules, "key_digest", lambda key: pl.lit(7, dtype=pl.UInt64))
+    others = pl.DataFrame({"user_id": [1, 3, 9], "track_id": ["b", "c", "a"]})
+    assert _present(_frame(), others) == [3, 4]
+    assert _present(_frame(), others.clear()) == []
