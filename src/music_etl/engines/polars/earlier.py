@@ -40,9 +40,9 @@ class EarlierRows:
             yield cached, pl.concat([self._cache[day] for day in cached])
         missing = [day for day in wanted if day not in self._cache]
         for chunk in day_chunks(self.storage, missing, self.exclude):
-            rows = self._read(chunk.keys)
-            self._remember(chunk.days, rows)
-            yield chunk.days, rows
+            by_day = {day: self._read(keys) for day, keys in chunk.files.items()}
+            self._remember(by_day)
+            yield chunk.days, pl.concat(by_day.values())
 
     def _read(self, keys: list[str]) -> pl.DataFrame:
         if not keys:
@@ -50,11 +50,9 @@ class EarlierRows:
         with local_paths(self.storage, keys) as paths:
             return pl.read_parquet(paths, columns=list(KEY_COLUMNS))
 
-    def _remember(self, days: list[date], rows: pl.DataFrame) -> None:
-        if self._cached_rows + rows.height > CACHE_ROWS:
+    def _remember(self, by_day: dict[date, pl.DataFrame]) -> None:
+        rows = sum(frame.height for frame in by_day.values())
+        if self._cached_rows + rows > CACHE_ROWS:
             return
-        self._cached_rows += rows.height
-        marked = rows.with_columns(pl.col("listen_time").dt.date().alias("_day"))
-        by_day = marked.partition_by("_day", as_dict=True, include_key=False)
-        for day in days:
-            self._cache[day] = by_day.get((day,), rows.clear())
+        self._cached_rows += rows
+        self._cache.update(by_day)

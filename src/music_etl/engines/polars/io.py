@@ -78,8 +78,18 @@ def write_all(storage: Storage, parts: Iterable[tuple[str, pl.DataFrame]]) -> No
 class DayChunk:
     """Consecutive listen dates whose valid-row files fit one memory budget."""
 
-    days: list[date]
-    keys: list[str]
+    files: dict[date, list[str]]
+    """Each day's valid-row file keys, days in order."""
+
+    @property
+    def days(self) -> list[date]:
+        """The chunk's days, in order."""
+        return list(self.files)
+
+    @property
+    def keys(self) -> list[str]:
+        """Every file key of the chunk."""
+        return [key for keys in self.files.values() for key in keys]
 
 
 def day_chunks(
@@ -91,18 +101,17 @@ def day_chunks(
     bytes of Parquet (about 14 bytes a row) whatever the history holds.
     """
     budget = budget or CHUNK_BYTES
-    chunks = [DayChunk(days=[], keys=[])]
+    chunks = [DayChunk(files={})]
     used = 0
     for day in sorted(days):
         files = _day_files(storage, day, exclude)
         size = sum(info.size for info in files)
         if chunks[-1].keys and used + size > budget:
-            chunks.append(DayChunk(days=[], keys=[]))
+            chunks.append(DayChunk(files={}))
             used = 0
-        chunks[-1].days.append(day)
-        chunks[-1].keys.extend(info.key for info in files)
+        chunks[-1].files[day] = [info.key for info in files]
         used += size
-    return [chunk for chunk in chunks if chunk.days]
+    return [chunk for chunk in chunks if chunk.files]
 
 
 def _day_files(storage: Storage, day: date, exclude: Collection[str]) -> list[ObjectInfo]:
