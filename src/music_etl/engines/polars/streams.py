@@ -22,6 +22,7 @@ from music_etl.engines.polars.validate import (
     judge_occurrences,
     judge_rows,
     valid_rows,
+    without_raw,
 )
 from music_etl.logic import layout
 from music_etl.logic.checks import exceeds_threshold
@@ -54,17 +55,17 @@ def validate_batch(storage: Storage, batch: StreamBatch, raws: list[pl.DataFrame
     earlier = EarlierRows(storage, exclude={source.sid for source in batch.sources})
     frame, failed = _judge_with_threshold(judged, batch, earlier)
     del judged
-    loaded = frame.filter(~pl.col(ORDER).is_in(failed)) if failed else frame
     counts = counts_by_file(frame)
-    valid = valid_rows(loaded, STREAMS).with_columns(
-        pl.col("listen_time").dt.date().alias("listen_date")
-    )
-    bad = bad_rows(loaded, STREAMS)
-    del frame, loaded
-    write_bad(storage, STREAMS, batch.sources, bad)
-    del bad
-    by_day = _write_valid(storage, batch.sources, valid)
+    loaded = frame.filter(~pl.col(ORDER).is_in(failed)) if failed else frame
+    del frame
+    # Bad records first: then the raw values, kept for them alone, can go.
+    write_bad(storage, STREAMS, batch.sources, bad_rows(loaded, STREAMS))
+    loaded = without_raw(loaded)
+    valid = valid_rows(loaded, STREAMS)
+    del loaded
+    files = _by_file(valid.with_columns(pl.col("listen_time").dt.date().alias("listen_date")))
     del valid
+    by_day = _write_valid(storage, batch.sources, files)
     days = _days_by_file(by_day)
     outcomes = {
         order: outcome(source, counts.get(order, {}), days.get(order, ()))
@@ -159,14 +160,18 @@ def _over_threshold(frame: pl.DataFrame, threshold: float) -> list[int]:
 
 
 def _write_valid(
-    storage: Storage, sources: Sequence[Source], valid: pl.DataFrame
+    storage: Storage, sources: Sequence[Source], files: list[tuple[int, pl.DataFrame]]
 ) -> dict[date, list[tuple[int, pl.DataFrame]]]:
     """One file per (source, listen date); rows keep their file and line order.
 
-    Returns the key columns of the rows written, by listen date, then file order.
+    Empties `files` (valid rows per file order) as it goes, so each file's rows are
+    freed once split by day. Returns the key columns of the rows written, by listen
+    date, then file order.
     """
     by_day: dict[date, list[tuple[int, pl.DataFrame]]] = {}
-    for order, rows in _by_file(valid):
+    files.reverse()
+    while files:
+        order, rows = files.pop()
         source = sources[order]
         parts = []
         for (day,), part in sorted(rows.partition_by("listen_date", as_dict=True).items()):
@@ -191,7 +196,11 @@ def _days_by_file(by_day: dict[date, list[tuple[int, pl.DataFrame]]]) -> dict[in
 
 
 def _by_file(rows: pl.DataFrame) -> list[tuple[int, pl.DataFrame]]:
-    """Zero-copy slices of `rows` per file order (rows are grouped by file already)."""
+    """Zero-copy slices of `rows` per file order (rows are grouped by file already).
+
+    The files were read separately, so no chunk of `rows` spans two files: a slice
+    keeps only its own file's memory alive.
+    """
     sizes = rows.group_by(ORDER, maintain_order=True).len()
     slices, offset = [], 0
     for order, size in sizes.iter_rows():

@@ -70,6 +70,11 @@ def valid_rows(frame: pl.DataFrame, contract: DatasetContract) -> pl.DataFrame:
     return frame.lazy().filter(valid).select(keep).collect()
 
 
+def without_raw(frame: pl.DataFrame) -> pl.DataFrame:
+    """The judged rows without the raw values (which bad records alone need)."""
+    return frame.drop(c for c in frame.columns if c.startswith(RAW_PREFIX))
+
+
 def bad_rows(frame: pl.DataFrame, contract: DatasetContract) -> pl.DataFrame:
     """Rejected rows: raw values as they were in the file, reason and line."""
     raw = [pl.col(RAW_PREFIX + c).alias(c) for c in contract.columns]
