@@ -144,10 +144,18 @@ def _section(args: argparse.Namespace, data_seconds: float, results: dict[str, A
 
 
 def _write(out: Path, section: str) -> None:
+    """Replace this script's section, keeping every section before and after it."""
     text = out.read_text(encoding="utf-8") if out.exists() else "# Benchmarks\n"
+    before, after = text, ""
     if HEADING + "\n" in text:
-        text = text[: text.index(HEADING + "\n")]
-    out.write_text(text.rstrip("\n") + "\n\n" + section, encoding="utf-8")
+        start = text.index(HEADING + "\n")
+        end = text.find("\n## ", start + len(HEADING))
+        before = text[:start]
+        after = text[end + 1 :] if end != -1 else ""
+    updated = before.rstrip("\n") + "\n\n" + section
+    if after:
+        updated = updated.rstrip("\n") + "\n\n" + after
+    out.write_text(updated, encoding="utf-8")
 
 
 def main() -> None:
