@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import polars as pl
+import pytest
 
 from music_etl.engines.polars import transform
 
@@ -18,7 +19,13 @@ def _songs(rows: list[tuple[str, str, int]]) -> pl.DataFrame:
             "artists": [f"artist of {r[0]}" for r in rows],
             "duration_ms": [r[2] for r in rows],
         },
-        schema_overrides={"duration_ms": pl.Int64},
+        schema={
+            "track_id": pl.String,
+            "track_genre": pl.String,
+            "track_name": pl.String,
+            "artists": pl.String,
+            "duration_ms": pl.Int64,
+        },
     )
 
 
@@ -86,8 +93,18 @@ def test_multi_genre_tracks_count_in_each_genre_and_unknown_tracks_nowhere() -> 
     ]
 
 
-def test_no_listens_give_empty_tables_with_the_contract_columns() -> None:
-    tables = transform.tables(_streams([]), _songs([("t1", "pop", 1)]))
+@pytest.mark.parametrize(
+    ("streams", "songs"),
+    [
+        ([], [("t1", "pop", 1)]),
+        ([(1, "t1", _at(DAY))], []),
+    ],
+    ids=["no-listens", "empty-catalogue"],
+)
+def test_nothing_to_count_gives_empty_tables_with_the_contract_columns(
+    streams: list[tuple[int, str, datetime]], songs: list[tuple[str, str, int]]
+) -> None:
+    tables = transform.tables(_streams(streams), _songs(songs))
     assert {name: table.height for name, table in tables.items()} == {
         "daily_genre_kpis": 0,
         "top_songs": 0,
