@@ -300,34 +300,5 @@ def temp_files(lake: Path) -> list[str]:
     return sorted(p.relative_to(lake).as_posix() for p in lake.rglob(".tmp-*"))
 
 
-def state_diff(actual: dict[str, Any], expected: dict[str, Any]) -> list[str]:
-    """Readable differences between two `derived_state`s (empty when equal)."""
-    diffs = []
-    for part in expected.keys() | actual.keys():
-        got, want = actual.get(part), expected.get(part)
-        if got == want:
-            continue
-        if isinstance(got, dict) and isinstance(want, dict):
-            for key in sorted(got.keys() | want.keys()):
-                if key not in got:
-                    diffs.append(f"{part}: missing {key}")
-                elif key not in want:
-                    diffs.append(f"{part}: unexpected {key}")
-                elif got[key] != want[key]:
-                    diffs.append(
-                        f"{part}: {key} differs: {_short(got[key])} != {_short(want[key])}"
-                    )
-        else:
-            diffs.append(f"{part}: {_short(got)} != {_short(want)}")
-    return diffs
-
-
-def _short(value: Any) -> str:
-    if isinstance(value, list) and len(value) > 4:
-        return f"[{len(value)} items]"
-    text = repr(value)
-    return text if len(text) < 300 else text[:300] + "…"
-
-
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

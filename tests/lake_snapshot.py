@@ -129,3 +129,35 @@ def assert_same(got: Snapshot, want: Snapshot) -> None:
     assert got.ledger == want.ledger
     assert got.serving == want.serving
     assert got.raw == want.raw
+
+
+def state_diff(actual: dict[str, Any], expected: dict[str, Any]) -> list[str]:
+    """Readable differences between two states of named parts (empty when equal).
+
+    A part that is a dict is compared key by key, so the message names the key.
+    """
+    diffs = []
+    for part in sorted(expected.keys() | actual.keys()):
+        got, want = actual.get(part), expected.get(part)
+        if got == want:
+            continue
+        if isinstance(got, dict) and isinstance(want, dict):
+            for key in sorted(got.keys() | want.keys()):
+                if key not in got:
+                    diffs.append(f"{part}: missing {key}")
+                elif key not in want:
+                    diffs.append(f"{part}: unexpected {key}")
+                elif got[key] != want[key]:
+                    diffs.append(
+                        f"{part}: {key} differs: {_short(got[key])} != {_short(want[key])}"
+                    )
+        else:
+            diffs.append(f"{part}: {_short(got)} != {_short(want)}")
+    return diffs
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, list) and len(value) > 4:
+        return f"[{len(value)} items]"
+    text = repr(value)
+    return text if len(text) < 300 else text[:300] + "…"

@@ -16,11 +16,11 @@ from crash_runner import (
     derived_state,
     events,
     lake_settings,
-    state_diff,
     stream_file,
     temp_files,
     write_streams,
 )
+from lake_snapshot import state_diff
 from music_etl.adapters.ledger.base import DONE
 from music_etl.adapters.ledger.sqlite import SQLiteLedger
 from music_etl.adapters.storage.local import LocalStorage

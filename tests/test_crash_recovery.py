@@ -22,11 +22,11 @@ from crash_runner import (
     derived_state,
     events,
     lake_settings,
-    state_diff,
     stream_file,
     temp_files,
     write_streams,
 )
+from lake_snapshot import state_diff
 from music_etl.adapters.faults import CRASH_EXIT_CODE, Faulty, InjectedFault
 from music_etl.adapters.ledger.base import DONE, FAILED
 from music_etl.adapters.serving.sqlite import SQLiteServingStore

@@ -188,29 +188,6 @@ def _record_fields(record: Any) -> dict[str, Any]:
     }
 
 
-def diff(actual: dict[str, Any], expected: dict[str, Any]) -> list[str]:
-    """Readable differences between two `lake_state`s (empty when equal)."""
-    found = []
-    for part in sorted(expected.keys() | actual.keys()):
-        got, want = actual.get(part, {}), expected.get(part, {})
-        if got == want:
-            continue
-        if isinstance(got, dict) and isinstance(want, dict):
-            for key in sorted(got.keys() | want.keys()):
-                if got.get(key) != want.get(key):
-                    found.append(
-                        f"{part}: {key}: {_short(got.get(key))} != {_short(want.get(key))}"
-                    )
-        else:
-            found.append(f"{part}: {_short(got)} != {_short(want)}")
-    return found
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) < 200 else text[:200] + "…"
-
-
 def clients(components: Components) -> Iterator[Any]:
     """The boto3 clients of AWS components."""
     for adapter in (components.storage, components.serving, components.ledger):

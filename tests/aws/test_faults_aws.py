@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from aws.helpers import SAMPLE, AwsLake, FaultHook, clients, diff, generate_sample
+from aws.helpers import SAMPLE, AwsLake, FaultHook, clients, generate_sample
+from lake_snapshot import state_diff
 from music_etl.adapters.faults import CRASH_EXIT_CODE, Faulty, InjectedFault
 from music_etl.adapters.ledger.base import CLAIMED, DONE, FAILED
 from music_etl.pipeline.components import open_components
@@ -34,7 +35,7 @@ def test_throttling_and_server_errors_are_retried(
     hook = FaultHook(every=7, throttle_every=5, seed=3).install(*clients(components))
     report = run_with(components, Silent())
     assert len(report.processed) == SAMPLE["files"]
-    assert diff(aws_lake.state(), embedded_state) == []
+    assert state_diff(aws_lake.state(), embedded_state) == []
     assert set(hook.injected) == {
         "s3 5xx",
         "s3 throttle",
@@ -55,7 +56,7 @@ def test_a_failure_mid_load_is_completed_by_the_next_run(
     records = aws_lake.ledger().records()
     assert {(r.status, r.retryable) for r in records} == {(FAILED, True)}
     run(aws_lake.settings())
-    assert diff(aws_lake.state(), embedded_state) == []
+    assert state_diff(aws_lake.state(), embedded_state) == []
 
 
 def runner_env(aws_lake: AwsLake) -> dict[str, str]:
@@ -80,7 +81,7 @@ def test_a_crash_is_completed_by_the_next_run(
     assert CLAIMED in statuses, statuses
     report = run(aws_lake.settings())
     assert report.processed
-    assert diff(aws_lake.state(), embedded_state) == []
+    assert state_diff(aws_lake.state(), embedded_state) == []
     assert {r.status for r in aws_lake.ledger().records()} == {DONE}
 
 
@@ -101,7 +102,7 @@ def test_concurrent_runners_process_each_file_once(
     ]
     outputs = [r.communicate(timeout=120)[0] for r in runners]
     assert [r.returncode for r in runners] == [0, 0, 0], outputs
-    assert diff(aws_lake.state(), embedded_state) == []
+    assert state_diff(aws_lake.state(), embedded_state) == []
     runs = aws_lake.ledger().runs(10)
     assert len(runs) == 3
     assert sum(r.files for r in runs) == SAMPLE["files"]

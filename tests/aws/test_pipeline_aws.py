@@ -13,10 +13,10 @@ from aws.helpers import (
     SAMPLE,
     AwsLake,
     client,
-    diff,
     generate_sample,
     lake_state,
 )
+from lake_snapshot import state_diff
 from music_etl.adapters.ledger import open_ledger
 from music_etl.adapters.serving import open_serving
 from music_etl.cli import render
@@ -53,7 +53,7 @@ def test_run_matches_the_embedded_mode_and_a_second_run_changes_nothing(
     assert len(report.processed) == SAMPLE["files"]
     assert not report.failed
     state = aws_lake.state()
-    assert diff(state, embedded_state) == []
+    assert state_diff(state, embedded_state) == []
     assert state["raw_streams"] == []
     assert sorted(state["archive"]) == [f"archive/streams/streams_000{i}.csv" for i in (1, 2, 3)]
     before = aws_snapshot(aws_lake)
@@ -73,9 +73,9 @@ def test_a_file_arriving_later_then_a_rebuild(
     assert len(run(settings).processed) == 2
     storage.move("hold/streams_0003.csv", HELD)
     assert len(run(settings).processed) == 1
-    assert diff(aws_lake.state(), embedded_state) == []
+    assert state_diff(aws_lake.state(), embedded_state) == []
     assert len(rebuild(settings).processed) == SAMPLE["files"]
-    assert diff(aws_lake.state(), embedded_state) == []
+    assert state_diff(aws_lake.state(), embedded_state) == []
 
 
 @pytest.fixture(autouse=True)
@@ -117,7 +117,7 @@ def test_cli_with_the_lake_on_s3_and_default_tables(
         open_serving(tables, endpoint=s3_lake.endpoint),
         open_ledger(tables, endpoint=s3_lake.endpoint),
     )
-    assert diff(state, embedded_state) == []
+    assert state_diff(state, embedded_state) == []
     assert "Nothing new" in cli(["run"], env)
 
 
@@ -148,4 +148,4 @@ def test_glue_stages_on_s3_equal_one_embedded_run(
     assert glue.load_stage(settings) == validated.days
     state = aws_lake.state()
     assert state["raw_streams"] == []
-    assert diff(state, embedded_state) == []
+    assert state_diff(state, embedded_state) == []

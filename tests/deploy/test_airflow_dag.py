@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 
-from aws.helpers import NOW, REGION, AwsLake, client, diff, generate_sample, lake_state
+from aws.helpers import NOW, REGION, AwsLake, client, generate_sample, lake_state
 from conftest import Lake
 from deploy import airflow_venv as af
 from deploy.webhook_server import webhook_server
+from lake_snapshot import state_diff
 from music_etl.adapters.ledger import open_ledger
 from music_etl.adapters.ledger.base import new_owner
 from music_etl.adapters.serving import open_serving
@@ -128,7 +129,7 @@ def test_dag_runs_end_to_end_on_a_local_lake(airflow_env: dict[str, str], tmp_pa
         "run_pipeline": "skipped",
         "report": "skipped",
     }
-    assert diff(local_state(root), expected_state(tmp_path)) == []
+    assert state_diff(local_state(root), expected_state(tmp_path)) == []
 
 
 @pytest.mark.aws
@@ -140,7 +141,7 @@ def test_dag_runs_end_to_end_on_s3(
     result = af.dag_runner("test", airflow_env | aws_process_env(lake))
     assert result["state"] == "success"
     assert set(result["tasks"].values()) == {"success"}
-    assert diff(lake.state(), expected_state(tmp_path)) == []
+    assert state_diff(lake.state(), expected_state(tmp_path)) == []
 
 
 @pytest.mark.aws
