@@ -17,6 +17,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 INT64_MAX = 2**63 - 1
 TRIM = " \t"
@@ -385,3 +386,12 @@ def run_oracle(
     kpis, top_songs, top_genres = outputs(result.valid, songs)
     result.daily_genre_kpis, result.top_songs, result.top_genres = kpis, top_songs, top_genres
     return result
+
+
+def top_songs_items(top_songs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`top_songs` rows as `TopSongsPerGenre` items: one ranked list per (date, genre)."""
+    grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in sorted(top_songs, key=lambda r: (str(r["date"]), str(r["genre"]), r["rank"])):
+        song = {k: row[k] for k in ("rank", "track_id", "track_name", "artists", "play_count")}
+        grouped.setdefault((str(row["date"]), str(row["genre"])), []).append(song)
+    return [{"date": d, "genre": g, "songs": songs} for (d, g), songs in grouped.items()]

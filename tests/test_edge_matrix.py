@@ -17,7 +17,7 @@ import pytest
 
 import oracle
 from conftest import NOW, Lake, default_users
-from music_etl.adapters.serving.sqlite import SQLiteServingStore
+from lake_snapshot import serving_items
 from music_etl.pipeline.run import RunReport, run
 
 CLOCK = datetime.fromisoformat(NOW.replace("Z", "+00:00")).replace(tzinfo=None)
@@ -167,25 +167,10 @@ def assert_matches_oracle(
     assert got.daily_genre_kpis == want.daily_genre_kpis
     assert got.top_songs == want.top_songs
     assert got.top_genres == want.top_genres
-    store = SQLiteServingStore(lake.settings().serving_url)
-    try:
-        served = store.scan("DailyGenreKPIs")
-        top_songs = store.scan("TopSongsPerGenre")
-        top_genres = store.scan("TopGenresPerDay")
-    finally:
-        store.close()
-    assert served == want.daily_genre_kpis
-    assert top_songs == songs_items(want.top_songs)
-    assert top_genres == want.top_genres
-
-
-def songs_items(top_songs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """`top_songs` rows as `TopSongsPerGenre` items: one ranked list per (date, genre)."""
-    grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for row in sorted(top_songs, key=lambda r: (r["date"], r["genre"], r["rank"])):
-        song = {k: row[k] for k in ("rank", "track_id", "track_name", "artists", "play_count")}
-        grouped.setdefault((row["date"], row["genre"]), []).append(song)
-    return [{"date": d, "genre": g, "songs": songs} for (d, g), songs in grouped.items()]
+    served = serving_items(lake.settings())
+    assert served["DailyGenreKPIs"] == want.daily_genre_kpis
+    assert served["TopSongsPerGenre"] == oracle.top_songs_items(want.top_songs)
+    assert served["TopGenresPerDay"] == want.top_genres
 
 
 # --------------------------------------------------------------------------- the matrix

@@ -14,7 +14,7 @@ import pytest
 
 import oracle
 from conftest import NOW, SHARED_DATA, Lake
-from music_etl.adapters.serving.sqlite import SQLiteServingStore
+from lake_snapshot import serving_items
 from music_etl.pipeline.query import query
 from music_etl.pipeline.run import RunReport, run
 
@@ -137,20 +137,10 @@ def test_processed_table_equals_the_oracle(real: RealRun, table: str) -> None:
 
 
 def test_serving_store_equals_the_oracle(real: RealRun) -> None:
-    store = SQLiteServingStore(real.lake.settings().serving_url)
-    try:
-        kpis = store.scan("DailyGenreKPIs")
-        top_songs = store.scan("TopSongsPerGenre")
-        top_genres = store.scan("TopGenresPerDay")
-    finally:
-        store.close()
-    assert kpis == real.expected.daily_genre_kpis
-    grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for row in real.expected.top_songs:
-        song = {k: row[k] for k in ("rank", "track_id", "track_name", "artists", "play_count")}
-        grouped.setdefault((str(row["date"]), str(row["genre"])), []).append(song)
-    assert top_songs == [{"date": d, "genre": g, "songs": s} for (d, g), s in grouped.items()]
-    assert top_genres == real.expected.top_genres
+    served = serving_items(real.lake.settings())
+    assert served["DailyGenreKPIs"] == real.expected.daily_genre_kpis
+    assert served["TopSongsPerGenre"] == oracle.top_songs_items(real.expected.top_songs)
+    assert served["TopGenresPerDay"] == real.expected.top_genres
 
 
 def test_the_repeat_listen_counts_twice(real: RealRun) -> None:
