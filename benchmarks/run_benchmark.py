@@ -212,7 +212,7 @@ def measure(name: str, child: str, lake: Path, out: Path, timeout: float = 3600)
     return Measured(name, result["seconds"], elapsed, rss, result, out)
 
 
-def _generate(lake: Path, rows: int, files: int, days: int, append: int = 0) -> dict[str, Any]:
+def generate_lake(lake: Path, rows: int, files: int, days: int, append: int = 0) -> dict[str, Any]:
     """Run the generator in a child process and return its report.
 
     The parent stays small this way: a child's `ru_maxrss` starts from its parent's size
@@ -230,11 +230,6 @@ def _generate(lake: Path, rows: int, files: int, days: int, append: int = 0) -> 
     return result
 
 
-def generate_lake(root: Path, rows: int, files: int, days: int) -> dict[str, Any]:
-    """Generate the benchmark's lake; the generator's report as a dict."""
-    return _generate(root, rows, files, days)
-
-
 def new_stream_file(path: Path, rows: int, days: int, batch: int = 1) -> dict[str, int]:
     """One stream file of `rows` over the SAME users and song catalogue as the lake.
 
@@ -242,7 +237,7 @@ def new_stream_file(path: Path, rows: int, days: int, batch: int = 1) -> dict[st
     """
     scratch = Path(tempfile.mkdtemp(prefix="new-file-"))
     try:
-        report = _generate(scratch, rows, 1, days, append=batch)
+        report = generate_lake(scratch, rows, 1, days, append=batch)
         path.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(scratch / report["stream_keys"][0], path)
     finally:
