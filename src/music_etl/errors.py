@@ -26,6 +26,10 @@ class StorageError(Terminal):
     """The lake cannot be read or written as asked."""
 
 
+class NotALake(ConfigError):
+    """The lake path names no lake (a typo, or a folder `init` never made a lake)."""
+
+
 class DimensionError(Terminal):
     """`users.csv` or `songs.csv` is missing or unusable."""
 

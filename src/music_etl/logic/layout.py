@@ -13,8 +13,12 @@ ARCHIVE_STREAMS = "archive/streams/"
 VALIDATED_STREAMS = "validated/streams/"
 BAD_RECORDS = "bad-records/"
 PROCESSED = "processed/"
+#: The object that makes a folder or S3 prefix a lake (`init` and `generate` write it).
+LAKE_MARKER = "_state/lake.json"
 #: Top-level prefixes that hold derived state (recreated by `rebuild`).
 DERIVED_PREFIXES = ("validated/", BAD_RECORDS, PROCESSED)
+#: Top-level prefixes the pipeline writes to (its temporaries are swept only there).
+WRITTEN_PREFIXES = (*DERIVED_PREFIXES, "archive/", "_state/")
 #: Prefixes `init` creates.
 LAYOUT = ("raw/users/", "raw/songs/", RAW_STREAMS, "validated/", BAD_RECORDS, PROCESSED, "archive/")
 

@@ -12,6 +12,7 @@ from music_etl.adapters.serving import ServingStore, open_serving
 from music_etl.adapters.storage import Storage, open_storage
 from music_etl.engines.base import Engine, make_engine
 from music_etl.errors import LockHeld
+from music_etl.pipeline.lake import require_lake
 from music_etl.settings import Settings
 
 LAKE_LOCK = "lake"
@@ -30,8 +31,12 @@ class Components:
 
 
 def open_components(settings: Settings) -> Components:
-    """Open every adapter the settings name; nothing heavy is imported before it is needed."""
+    """Open every adapter the settings name; nothing heavy is imported before it is needed.
+
+    Refuses (`NotALake`) before anything is created when the lake path names no lake.
+    """
     storage = open_storage(settings.lake, endpoint=settings.aws_endpoint)
+    require_lake(storage)
     return Components(
         settings=settings,
         storage=storage,

@@ -2,19 +2,58 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from music_etl.adapters.ledger import FileRecord, RunRecord, open_ledger
-from music_etl.adapters.storage import open_storage
+from music_etl.adapters.storage import Storage, open_storage
+from music_etl.errors import NotALake
 from music_etl.logic import layout
 from music_etl.settings import Settings
 
 _KEEP = ".keep"
 
 
+def is_lake(storage: Storage) -> bool:
+    """Whether `storage` stands in a lake: it holds the lake marker, or a `raw/` landing zone.
+
+    The `raw/` rule adopts lakes made before the marker existed; `require_lake` then
+    writes the marker for them.
+    """
+    if storage.exists(layout.LAKE_MARKER):
+        return True
+    return any(True for _ in storage.list("raw/"))
+
+
+def require_lake(storage: Storage, *, adopt: bool = True) -> None:
+    """Raise `NotALake` unless `storage` is a lake; nothing is written to a non-lake.
+
+    With `adopt`, a lake from before the marker gets its marker (writers pass True,
+    readers False).
+    """
+    if not is_lake(storage):
+        raise NotALake(
+            f"{storage.root} is not a music-etl lake (no {layout.LAKE_MARKER} and no raw/ "
+            f"folder). Check --lake, or create one with `music-etl init --lake {storage.root}`."
+        )
+    if adopt and not storage.exists(layout.LAKE_MARKER):
+        mark_lake(storage)
+
+
+def mark_lake(storage: Storage) -> None:
+    """Write the lake marker (idempotent: an existing marker is kept)."""
+    if storage.exists(layout.LAKE_MARKER):
+        return
+    created = datetime.now(UTC).isoformat(timespec="seconds")
+    marker = {"format": 1, "created": created, "tool": "music-streaming-etl"}
+    storage.write_bytes(layout.LAKE_MARKER, json.dumps(marker).encode())
+
+
 def init_lake(settings: Settings) -> list[str]:
     """Create the lake's folders (a marker object in each) and its ledger; return the prefixes."""
     storage = open_storage(settings.lake, endpoint=settings.aws_endpoint)
+    mark_lake(storage)
     for prefix in layout.LAYOUT:
         if not any(True for _ in storage.list(prefix)):
             storage.write_bytes(prefix + _KEEP, b"")
