@@ -83,8 +83,19 @@ class Lake:
 
     def settings(self, **overrides: object) -> Settings:
         """Settings for this lake with the fixed test clock."""
-        values: dict[str, object] = {"lake": str(self.root), "now": NOW, **overrides}
+        values: dict[str, object] = {
+            "lake": str(self.root),
+            "now": NOW,
+            "settle_seconds": 0,
+            **overrides,
+        }
         return load_settings(env={}, config=self.root / "no-config.toml", **values)
+
+
+@pytest.fixture(autouse=True)
+def _files_settle_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Test files are written atomically: take them at once (the settle tests say otherwise)."""
+    monkeypatch.setenv("MUSIC_ETL_SETTLE_SECONDS", "0")
 
 
 @pytest.fixture

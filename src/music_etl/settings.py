@@ -45,6 +45,8 @@ class Settings:
     """Where failures are reported: `sns://<topic ARN>` or an https webhook; empty: log only."""
     now: str = ""
     """Processing clock as ISO-8601 UTC, for reproducible runs; empty: the real clock."""
+    settle_seconds: float = 5.0
+    """A local landing file is taken once unchanged (size and mtime) this long; 0: at once."""
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -132,6 +134,8 @@ def _validate(settings: Settings) -> None:
         )
     if not 0.0 <= settings.bad_row_threshold <= 1.0:
         raise ConfigError("bad_row_threshold is a share between 0 and 1, e.g. 0.05.")
+    if settings.settle_seconds < 0:
+        raise ConfigError("settle_seconds must be 0 or more, e.g. 5.")
     if settings.lease_seconds <= 0 or settings.batch_bytes <= 0:
         raise ConfigError("lease_seconds and batch_bytes must be positive.")
     if settings.now:
