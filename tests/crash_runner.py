@@ -281,7 +281,15 @@ def derived_state(lake: Path, *, with_times: bool = False) -> dict[str, Any]:
         ledger.close()
     state = {
         "files": files,
-        "archive": {i.key: storage.content_hash(i.key) for i in storage.list("archive/")},
+        "archive": {
+            i.key: storage.content_hash(i.key) for i in storage.list(layout.ARCHIVE_STREAMS)
+        },
+        # Earlier versions and the processing order `rebuild` replays.
+        "history": {
+            i.key: storage.content_hash(i.key)
+            for prefix in (layout.ARCHIVE_VERSIONS, layout.ARCHIVE_MANIFEST)
+            for i in storage.list(prefix)
+        },
         "raw_streams": [i.key for i in storage.list(layout.RAW_STREAMS)],
         "serving": tables,
         "ledger": records,
@@ -296,8 +304,8 @@ def derived_state(lake: Path, *, with_times: bool = False) -> dict[str, Any]:
 
 
 def temp_files(lake: Path) -> list[str]:
-    """Leftover `.tmp-` files of interrupted writes (invisible to `Storage.list`)."""
-    return sorted(p.relative_to(lake).as_posix() for p in lake.rglob(".tmp-*"))
+    """Leftover temp files of interrupted writes (invisible to `Storage.list`)."""
+    return sorted(p.relative_to(lake).as_posix() for p in lake.rglob(".music-etl-tmp-*"))
 
 
 if __name__ == "__main__":

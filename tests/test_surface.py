@@ -37,10 +37,24 @@ def test_top_level_help_lists_every_command() -> None:
 
 
 def test_user_mistake_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    assert runner.invoke(app, ["init", "--lake", str(tmp_path / "empty")]).exit_code == 0
     result = runner.invoke(app, ["run", "--lake", str(tmp_path / "empty")])
     assert result.exit_code == 2
     assert "Traceback" not in result.output
     assert "raw/songs/songs.csv is missing" in " ".join(result.output.split())
+
+
+def test_a_folder_that_is_not_a_lake_is_refused_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "not-a-lake"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    result = runner.invoke(app, ["run", "--lake", str(folder)])
+    assert result.exit_code == 2
+    assert "is not a music-etl lake" in " ".join(result.output.split())
+    assert "music-etl init" in result.output
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
 
 
 def test_bad_query_is_a_clean_error(tmp_path: Path) -> None:

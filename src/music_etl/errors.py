@@ -30,12 +30,20 @@ class NotALake(ConfigError):
     """The lake path names no lake (a typo, or a folder `init` never made a lake)."""
 
 
+class ArchiveIncomplete(Terminal):
+    """`rebuild` found processed versions whose bytes are no longer in the archive."""
+
+
 class DimensionError(Terminal):
     """`users.csv` or `songs.csv` is missing or unusable."""
 
 
 class LockHeld(Retryable):
     """Another runner holds the lake's lock."""
+
+
+class LockLost(Retryable):
+    """This runner's lease on the lake lock ran out and another runner took it."""
 
 
 class ClaimLost(Retryable):

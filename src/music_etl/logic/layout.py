@@ -10,6 +10,10 @@ RAW_USERS = "raw/users/users.csv"
 RAW_SONGS = "raw/songs/songs.csv"
 RAW_STREAMS = "raw/streams/"
 ARCHIVE_STREAMS = "archive/streams/"
+#: Earlier processed versions of a stream file, by content hash (`rebuild` replays them).
+ARCHIVE_VERSIONS = "archive/versions/"
+#: One small JSON document per processed version, named in processing order.
+ARCHIVE_MANIFEST = "archive/manifest/"
 VALIDATED_STREAMS = "validated/streams/"
 BAD_RECORDS = "bad-records/"
 PROCESSED = "processed/"
@@ -36,10 +40,12 @@ def source_id(raw_key: str) -> str:
     >>> source_id("raw/streams/2024/streams1.csv")
     '2024_streams1-9c1ed577'
     """
-    rest = raw_key.removeprefix(RAW_STREAMS).removeprefix(ARCHIVE_STREAMS)
+    landing = original_key(raw_key)
+    rest = landing.removeprefix(RAW_STREAMS)
     stem = rest[:-4] if rest.lower().endswith(".csv") else rest
-    digest = hashlib.sha256(original_key(raw_key).encode()).hexdigest()[:8]
-    return f"{_UNSAFE.sub('_', stem).strip('_')[:80]}-{digest}"
+    digest = hashlib.sha256(landing.encode()).hexdigest()[:8]
+    # Never a leading "." or "_": readers (Spark, Hadoop, DuckDB globs) skip such names.
+    return f"{_UNSAFE.sub('_', stem).strip('._')[:80]}-{digest}"
 
 
 def archive_key(raw_key: str) -> str:
@@ -47,10 +53,32 @@ def archive_key(raw_key: str) -> str:
     return ARCHIVE_STREAMS + raw_key.removeprefix(RAW_STREAMS)
 
 
+def version_key(raw_key: str, content_hash: str) -> str:
+    """Where an earlier processed version of a stream file is kept.
+
+    >>> version_key("raw/streams/a.csv", "9f86d081884c7d659a2feaa0c55ad015")
+    'archive/versions/9f86d081884c7d65/a.csv'
+    """
+    rest = original_key(raw_key).removeprefix(RAW_STREAMS)
+    return f"{ARCHIVE_VERSIONS}{content_hash[:16]}/{rest}"
+
+
+def manifest_key(seq: int, raw_key: str, content_hash: str) -> str:
+    """The manifest of the `seq`-th processed version: its order is in its name."""
+    return f"{ARCHIVE_MANIFEST}{seq:012d}-{source_id(raw_key)}-{content_hash[:16]}.json"
+
+
+def manifest_seq(key: str) -> int:
+    """The processing order a manifest key names."""
+    return int(key.removeprefix(ARCHIVE_MANIFEST).split("-", 1)[0])
+
+
 def original_key(key: str) -> str:
-    """The landing-zone key of a raw or archived stream file."""
+    """The landing-zone key of a raw, archived or earlier-version stream file."""
     if key.startswith(ARCHIVE_STREAMS):
         return RAW_STREAMS + key.removeprefix(ARCHIVE_STREAMS)
+    if key.startswith(ARCHIVE_VERSIONS):
+        return RAW_STREAMS + key.removeprefix(ARCHIVE_VERSIONS).split("/", 1)[1]
     return key
 
 

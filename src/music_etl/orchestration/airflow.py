@@ -63,7 +63,7 @@ def pending_files(settings: Settings) -> list[str]:
     """
     components = open_components(replace(settings, engine="polars"))
     with lake_lock(components, new_owner()):
-        return [item.key for item in discover(components)]
+        return [item.key for item in discover(components).pending]
 
 
 def has_new_files(config: JobConfig) -> bool:

@@ -11,8 +11,15 @@ from music_etl.engines.base import Outcome, Source, StreamBatch
 from music_etl.logic import layout
 from music_etl.logic.contract import STREAMS
 from music_etl.logic.serving_model import serving_items
+from music_etl.pipeline.archive import archive
 from music_etl.pipeline.components import Components
 from music_etl.pipeline.progress import Progress
+
+#: What a run says of a file whose bytes changed after they were read.
+CHANGED_WHILE_PROCESSED = (
+    "changed while it was processed: its new content stays in raw/streams/ "
+    "and the next run takes it as a new version"
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,6 +89,7 @@ def process_batch(
     lease = components.settings.lease_seconds
     claimed = [p for p in batch if ledger.claim(p.original_key, p.content_hash, owner, lease)]
     skipped = [_skipped(p) for p in batch if p not in claimed]
+    claimed = _present(components, claimed, previous, owner)
     if not claimed:
         return BatchResult(files=skipped, days=())
     job = _Job(components=components, owner=owner, clock=clock, progress=progress)
@@ -91,6 +99,22 @@ def process_batch(
         _release(components, claimed, owner, exc)
         raise
     return BatchResult(files=[*result.files, *skipped], days=result.days)
+
+
+def _present(
+    components: Components,
+    claimed: list[Pending],
+    previous: dict[str, FileRecord | None],
+    owner: str,
+) -> list[Pending]:
+    """The claimed files still there; a file removed since discovery is unclaimed, not failed."""
+    present = []
+    for pending in claimed:
+        if components.storage.exists(pending.key):
+            present.append(pending)
+        else:
+            components.ledger.unclaim(pending.original_key, owner, previous[pending.original_key])
+    return present
 
 
 def _process_claimed(
@@ -188,9 +212,12 @@ def _finish(job: _Job, pending: Pending, outcome: Outcome, days: tuple[str, ...]
     status = FAILED if outcome.file_error else DONE
     record = _record(pending, outcome, job.owner, status=status, days=days, clock=job.clock)
     job.components.ledger.save(record)
+    result = _result(pending, outcome, status)
     if status == DONE and pending.key.startswith(layout.RAW_STREAMS):
-        job.components.storage.move(pending.key, layout.archive_key(pending.key))
-    return _result(pending, outcome, status)
+        storage = job.components.storage
+        if not archive(storage, pending.key, pending.content_hash, job.clock):
+            return replace(result, message=CHANGED_WHILE_PROCESSED)
+    return result
 
 
 def _release(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from music_etl.adapters.ledger.base import DONE, new_owner
+from music_etl.errors import ArchiveIncomplete
 from music_etl.logic import layout
 from music_etl.logic.serving_model import SERVING_KEYS
+from music_etl.pipeline.archive import locate, versions
 from music_etl.pipeline.batch import Pending
 from music_etl.pipeline.components import Components, lake_lock, open_components
 from music_etl.pipeline.progress import Progress, Silent
@@ -14,22 +17,64 @@ from music_etl.pipeline.run import RunReport, run_with
 from music_etl.settings import Settings
 
 
-def rebuild(settings: Settings, progress: Progress | None = None) -> RunReport:
-    """Wipe validated, bad-records, processed and the serving store, then replay every file.
+def rebuild(
+    settings: Settings, progress: Progress | None = None, *, allow_missing: bool = False
+) -> RunReport:
+    """Wipe validated, bad-records, processed and the serving store, then replay every version.
 
-    Archived files replay in the order they were first processed, each against the
-    processing clock it had then, so the result equals the state before the wipe.
+    Every processed version replays in the order it was processed, each against the
+    processing clock it had then, so the result equals the live state before the wipe.
+    If the archive lacks a version, nothing is wiped and `ArchiveIncomplete` names every
+    missing one; `allow_missing` goes on without them (and the report lists them).
     """
     components = open_components(settings)
     owner = new_owner()
     with lake_lock(components, owner):
-        archived = archived_files(components)
+        archived, missing = replay_plan(components)
+        if missing and not allow_missing:
+            raise ArchiveIncomplete(
+                f"rebuild would lose data: {len(missing)} processed version(s) are not in the "
+                f"archive: {'; '.join(missing)}. Put them back, or pass --allow-missing to "
+                "rebuild without them. Nothing was changed."
+            )
         wipe_derived(components)
-        return run_with(components, progress or Silent(), extra=archived, owner=owner)
+        report = run_with(components, progress or Silent(), extra=archived, owner=owner)
+        return replace(report, missing=tuple(missing))
+
+
+def replay_plan(components: Components) -> tuple[list[Pending], list[str]]:
+    """Every processed version in processing order, and those whose bytes are gone.
+
+    Archived files that no manifest names (lakes from before manifests) follow, in
+    ledger order.
+    """
+    storage = components.storage
+    sizes = {
+        info.key: info.size
+        for prefix in (layout.ARCHIVE_STREAMS, layout.ARCHIVE_VERSIONS, layout.RAW_STREAMS)
+        for info in storage.list(prefix)
+    }
+    plan: list[Pending] = []
+    missing: list[str] = []
+    for version in versions(storage):
+        where = locate(storage, version)
+        if where is None:
+            missing.append(f"{version.file_key} (content {version.content_hash[:12]})")
+            continue
+        plan.append(
+            Pending(
+                key=where,
+                content_hash=version.content_hash,
+                size=sizes.get(where, 0),
+                clock=version.clock,
+            )
+        )
+    named = {p.key for p in plan}
+    return plan + [p for p in archived_files(components) if p.key not in named], missing
 
 
 def archived_files(components: Components) -> list[Pending]:
-    """The archive as pending files, in ledger order, each with its original clock."""
+    """The latest archived files as pending files, in ledger order, with their clocks."""
     storage = components.storage
     order = {r.file_key: (i, r) for i, r in enumerate(components.ledger.records())}
     found = []

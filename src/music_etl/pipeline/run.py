@@ -7,11 +7,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from music_etl.adapters.ledger.base import DONE, FAILED, RunRecord, new_owner
-from music_etl.adapters.storage.base import LeavesTemporaries
+from music_etl.adapters.ledger.base import DONE, FAILED, FileRecord, RunRecord, new_owner
+from music_etl.adapters.storage.base import LeavesTemporaries, ObjectInfo
+from music_etl.errors import LockLost, StorageError
 from music_etl.logic import layout
+from music_etl.pipeline import landing
+from music_etl.pipeline.archive import archive
 from music_etl.pipeline.batch import FileResult, Pending, process_batch, recompute
-from music_etl.pipeline.components import Components, lake_lock, open_components
+from music_etl.pipeline.components import LAKE_LOCK, Components, lake_lock, open_components
 from music_etl.pipeline.dimensions import DimensionsReport, refresh_dimensions
 from music_etl.pipeline.notify import notify_failures
 from music_etl.pipeline.progress import Progress, Silent
@@ -28,6 +31,12 @@ class RunReport:
     files: list[FileResult]
     days: tuple[str, ...]
     dimensions: DimensionsReport
+    waiting: tuple[str, ...] = ()
+    """Landing files still being written: taken by a later run."""
+    skipped: tuple[landing.Skipped, ...] = ()
+    """Landing entries that are never taken (hidden names, links, special files)."""
+    missing: tuple[str, ...] = ()
+    """`rebuild --allow-missing`: processed versions replayed without (their bytes are gone)."""
 
     @property
     def failed(self) -> list[FileResult]:
@@ -77,12 +86,16 @@ def run_with(
         dims = refresh_dimensions(components)
         files: list[FileResult] = []
         days: set[str] = set()
-        for batch in batches([*extra, *discover(components)], components.settings.batch_bytes):
-            components.ledger.acquire_lock("lake", owner, components.settings.lease_seconds)
+        found = discover(components)
+        replayed = {(p.original_key, p.content_hash) for p in extra}
+        landed = [p for p in found.pending if (p.key, p.content_hash) not in replayed]
+        for batch in batches([*extra, *landed], components.settings.batch_bytes):
+            renew_lock(components, owner)
             result = process_batch(components, batch, owner, batch[0].clock or clock, progress)
             files += result.files
             days |= set(result.days)
         if dims.songs_changed:
+            renew_lock(components, owner)
             days |= set(recompute(components, all_days(components), progress))
     report = RunReport(
         run_id=uuid.uuid4().hex[:12],
@@ -91,33 +104,72 @@ def run_with(
         files=files,
         days=tuple(sorted(days)),
         dimensions=dims,
+        waiting=tuple(info.key for info in found.waiting),
+        skipped=tuple(found.skipped),
     )
     components.ledger.add_run(_run_record(report))
     return report
 
 
-def discover(components: Components) -> list[Pending]:
+def renew_lock(components: Components, owner: str) -> None:
+    """Renew the lake lock between batches; a runner that lost it stops before writing more.
+
+    Losing it means this runner was paused past its lease and another one may be at
+    work: what this runner finished is consistent (each batch is), the rest is left.
+    """
+    if not components.ledger.acquire_lock(LAKE_LOCK, owner, components.settings.lease_seconds):
+        raise LockLost(
+            f"This run lost the lock on {components.settings.lake} (paused longer than "
+            f"lease_seconds={components.settings.lease_seconds}?); another runner holds it. "
+            "Nothing was left half-done: run again to process the rest."
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Discovery:
+    """What a look at the landing zone found."""
+
+    pending: list[Pending]
+    waiting: list[ObjectInfo]
+    skipped: list[landing.Skipped]
+
+
+def discover(components: Components) -> Discovery:
     """Stream files in the landing zone that are new or changed, in key order.
 
     A file already done with the same content is only moved on to the archive
-    (a crash between marking it done and archiving it leaves it there).
+    (a crash between marking it done and archiving it leaves it there). A file that
+    vanished since the listing is passed over.
     """
+    storage = components.storage
+    found = landing.scan_settled(storage, components.settings.settle_seconds)
     pending = []
-    for info in components.storage.list(layout.RAW_STREAMS):
-        if not layout.is_stream_file(info.key):
-            continue
-        digest = components.storage.content_hash(info.key)
+    for info in found.ready:
+        try:
+            digest = storage.content_hash(info.key)
+        except StorageError:
+            continue  # removed since the listing: nothing to take
         record = components.ledger.get(info.key)
         if record and record.content_hash == digest and record.status == DONE:
-            components.storage.move(info.key, layout.archive_key(info.key))
-        elif not (
-            record
-            and record.content_hash == digest
-            and record.status == FAILED
-            and not record.retryable
-        ):
+            clock = _record_clock(record) or components.settings.clock()
+            archive(storage, info.key, digest, clock)
+        elif not _settled_failure(record, digest):
             pending.append(Pending(key=info.key, content_hash=digest, size=info.size))
-    return pending
+    return Discovery(pending=pending, waiting=found.waiting, skipped=found.skipped)
+
+
+def _settled_failure(record: FileRecord | None, digest: str) -> bool:
+    """Whether this content already failed for good (a new version is taken)."""
+    return (
+        record is not None
+        and record.content_hash == digest
+        and record.status == FAILED
+        and not record.retryable
+    )
+
+
+def _record_clock(record: FileRecord) -> datetime | None:
+    return datetime.fromisoformat(record.processed_at) if record.processed_at else None
 
 
 def batches(pending: Sequence[Pending], budget: int) -> Iterator[list[Pending]]:

@@ -71,6 +71,10 @@ class Ledger(Protocol):
         """Write `record`; raises `ClaimLost` unless `record.owner` still holds the claim."""
         ...
 
+    def unclaim(self, file_key: str, owner: str, previous: FileRecord | None) -> None:
+        """Undo `owner`'s claim: put `previous` back (None: no record), if the claim still holds."""
+        ...
+
     def acquire_lock(self, name: str, owner: str, lease_seconds: int) -> bool:
         """Take or renew the named lock; False while another live owner holds it."""
         ...

@@ -106,6 +106,28 @@ class DynamoDBLedger:
                 f"{record.file_key} was claimed by another runner; this runner stops on it."
             )
 
+    def unclaim(self, file_key: str, owner: str, previous: FileRecord | None) -> None:
+        """Put `previous` back (or delete the item) if `owner` still holds the claim."""
+        from botocore.exceptions import ClientError
+
+        holds = "#owner = :owner AND #status = :claimed"
+        values = encode({":owner": owner, ":claimed": CLAIMED})
+        if previous is not None:
+            self._put_record(previous, (holds, values))
+            return
+        with translated(f"Releasing {file_key} in the DynamoDB table {self.table}"):
+            try:
+                self.client.delete_item(
+                    TableName=self.table,
+                    Key=encode({KEY: file_key}),
+                    ConditionExpression=holds,
+                    ExpressionAttributeNames={"#owner": "owner", "#status": "status"},
+                    ExpressionAttributeValues=values,
+                )
+            except ClientError as exc:
+                if error_code(exc) != CONDITION_FAILED:
+                    raise
+
     def acquire_lock(self, name: str, owner: str, lease_seconds: int) -> bool:
         """Take or renew the lock unless another live owner holds it."""
         key = LOCK_PREFIX + name

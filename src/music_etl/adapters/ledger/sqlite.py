@@ -98,6 +98,19 @@ class SQLiteLedger:
                 )
             self._upsert(conn, record)
 
+    def unclaim(self, file_key: str, owner: str, previous: FileRecord | None) -> None:
+        """Put `previous` back (or delete the record) if `owner` still holds the claim."""
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT owner, status FROM ProcessedStreams WHERE file_key = ?", (file_key,)
+            ).fetchone()
+            if row is None or row["owner"] != owner or row["status"] != CLAIMED:
+                return
+            if previous is None:
+                conn.execute("DELETE FROM ProcessedStreams WHERE file_key = ?", (file_key,))
+            else:
+                self._upsert(conn, previous)
+
     def acquire_lock(self, name: str, owner: str, lease_seconds: int) -> bool:
         """Take or renew the lock in one write transaction."""
         with self._transaction() as conn:

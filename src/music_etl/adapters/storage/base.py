@@ -15,6 +15,9 @@ class ObjectInfo:
 
     key: str
     size: int
+    modified: float | None = None
+    """When the object last changed (epoch seconds) where a writer may still be growing it
+    (a local folder); None where every write is atomic (S3)."""
 
 
 class Storage(Protocol):

@@ -45,7 +45,7 @@ class LocalStorage:
         files (FIFOs, sockets, devices) are not objects: `irregular` names them.
         """
         found = [
-            ObjectInfo(key=key, size=info.st_size)
+            ObjectInfo(key=key, size=info.st_size, modified=info.st_mtime)
             for key, info in self._walk(prefix)
             if stat.S_ISREG(info.st_mode) and not _TMP_NAME.fullmatch(key.rsplit("/", 1)[-1])
         ]
