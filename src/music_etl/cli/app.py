@@ -59,16 +59,21 @@ def generate(  # noqa: PLR0917 - Typer maps parameters to options
     append: Annotated[
         int, typer.Option(help="Add only stream files, batch N, for the same users and songs.")
     ] = 0,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite raw files of the same names.")
+    ] = False,
     config: Config = None,
 ) -> None:
     """Write realistic users.csv, songs.csv and stream files into raw/.
+
+    Refuses to overwrite files already in the lake (landed or archived) unless --force.
 
     Example: music-etl generate --lake ./lake --streams 1000000 --files 10 --days 30 --seed 1
     """
     settings = _settings(lake, config=config)
     options = {"streams": streams, "files": files, "days": days, "seed": seed}
     report = render.guard(
-        lambda: _generate(settings, bad_share=bad_share, append=append, **options)
+        lambda: _generate(settings, bad_share=bad_share, append=append, force=force, **options)
     )
     render.console.print(f"Wrote {', '.join(report.keys)} under {settings.lake}.")
 
@@ -82,14 +87,25 @@ def _generate(
     seed: int,
     bad_share: float,
     append: int,
+    force: bool,
 ) -> Any:
     from music_etl.adapters.storage import open_storage
     from music_etl.errors import ConfigError
+    from music_etl.pipeline.lake import mark_lake
     from music_etl.sample.generator import generate as write_sample
+    from music_etl.sample.generator import planned_keys
 
     if streams < 0 or files < 1 or days < 1 or append < 0 or not 0 <= bad_share < 1:
         raise ConfigError("--streams ≥ 0, --files ≥ 1, --days ≥ 1 and 0 ≤ --bad-share < 1, please.")
     storage = open_storage(settings.lake, endpoint=settings.aws_endpoint)
+    taken = [k for k in planned_keys(files, append) if _holds(storage, k)]
+    if taken and not force:
+        raise ConfigError(
+            f"{settings.lake} already holds {', '.join(taken[:3])}"
+            + (f" and {len(taken) - 3} more" if len(taken) > 3 else "")
+            + ": pass --force to overwrite, --append N to add new files, or pick another --lake."
+        )
+    mark_lake(storage)
     return write_sample(
         storage,
         streams=streams,
@@ -99,6 +115,12 @@ def _generate(
         bad_share=bad_share,
         append=append,
     )
+
+
+def _holds(storage: Any, key: str) -> bool:
+    from music_etl.logic import layout
+
+    return bool(storage.exists(key) or storage.exists(layout.archive_key(key)))
 
 
 @app.command()
@@ -205,8 +227,21 @@ def query(
 
 
 @app.command()
-def rebuild(lake: Lake = None, engine: Engine = None, config: Config = None) -> None:
-    """Recreate validated, processed and the serving store from the archived and pending files.
+def rebuild(
+    lake: Lake = None,
+    engine: Engine = None,
+    config: Config = None,
+    allow_missing: Annotated[
+        bool,
+        typer.Option(
+            "--allow-missing", help="Go on when archived versions are missing (their data goes)."
+        ),
+    ] = False,
+) -> None:
+    """Recreate validated, processed and the serving store from every archived version.
+
+    Refuses (and changes nothing) when a processed version is missing from the archive,
+    unless --allow-missing.
 
     Example: music-etl rebuild --lake ./lake
     """
@@ -214,7 +249,7 @@ def rebuild(lake: Lake = None, engine: Engine = None, config: Config = None) -> 
 
     settings = _settings(lake, engine, config)
     with render.RichProgress() as progress:
-        report = render.guard(lambda: rebuild_lake(settings, progress))
+        report = render.guard(lambda: rebuild_lake(settings, progress, allow_missing=allow_missing))
     render.run_summary(report)
     if report.failed:
         raise typer.Exit(EXIT_FAILED_FILES)

@@ -25,7 +25,8 @@ def run_demo(lake: str, streams: int) -> None:
     render.console.print(f"[bold]1.[/] Generating {streams:,} stream rows in {root}/raw/ …")
     generate(LocalStorage(root), streams=streams, files=3, days=7, seed=7)
     render.console.print("[bold]2.[/] Running the pipeline …")
-    settings = load_settings(lake=str(root))
+    # Generated files are written atomically: no need to wait for them to settle.
+    settings = load_settings(lake=str(root), settle_seconds=0)
     with render.RichProgress() as progress:
         report = run(settings, progress)
     render.run_summary(report)

@@ -18,7 +18,7 @@ from music_etl.pipeline.query import QueryResult
 from music_etl.pipeline.run import RunReport
 
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)
 #: Exit code of a user mistake or an error this package raised on purpose.
 EXIT_ERROR = 2
 T = TypeVar("T")
@@ -100,6 +100,20 @@ def run_summary(report: RunReport) -> None:
         )
     if not report.files:
         console.print("Nothing new in raw/streams/.")
+    _landing_notes(report)
+
+
+def _landing_notes(report: RunReport) -> None:
+    """Files left for later, entries never taken, versions a rebuild went on without."""
+    for key in report.waiting:
+        console.print(f"[yellow]waiting:[/] {key} is still being written; a later run takes it.")
+    if report.skipped:
+        console.print(
+            f"[yellow]skipped:[/] {len(report.skipped)} entr(y/ies) in raw/streams/ are never "
+            "taken (`music-etl status` lists them with the reason)."
+        )
+    for missing in report.missing:
+        console.print(f"[red]missing:[/] {missing}: not in the archive, its rows are gone.")
 
 
 def top_genres(rows: Sequence[dict[str, Any]], day: str) -> None:
@@ -145,6 +159,20 @@ def status(lake: LakeStatus) -> None:
             run.status,
         )
     console.print(runs)
+    _landing_table(lake)
+
+
+def _landing_table(lake: LakeStatus) -> None:
+    rows = [(info.key, "waiting: still being written") for info in lake.landing.waiting]
+    rows += [(s.key, f"skipped: {s.reason}") for s in lake.landing.skipped]
+    if not rows:
+        return
+    table = Table(title="Landing zone: not taken")
+    table.add_column("entry")
+    table.add_column("why")
+    for key, why in rows:
+        table.add_row(key, why)
+    console.print(table)
 
 
 def query_result(result: QueryResult, fmt: str) -> None:

@@ -10,6 +10,7 @@ from music_etl.adapters.ledger import FileRecord, RunRecord, open_ledger
 from music_etl.adapters.storage import Storage, open_storage
 from music_etl.errors import NotALake
 from music_etl.logic import layout
+from music_etl.pipeline.landing import Landing, scan
 from music_etl.settings import Settings
 
 _KEEP = ".keep"
@@ -67,9 +68,16 @@ class LakeStatus:
 
     files: list[FileRecord]
     runs: list[RunRecord]
+    landing: Landing
+    """What waits in raw/streams/ and what is never taken there, with the reason."""
 
 
 def lake_status(settings: Settings, *, runs: int = 10) -> LakeStatus:
-    """Every file record and the latest runs."""
+    """Every file record, the latest runs and the landing zone's entries not yet taken."""
+    storage = open_storage(settings.lake, endpoint=settings.aws_endpoint)
     ledger = open_ledger(settings.ledger_url, endpoint=settings.aws_endpoint)
-    return LakeStatus(files=ledger.records(), runs=ledger.runs(runs))
+    return LakeStatus(
+        files=ledger.records(),
+        runs=ledger.runs(runs),
+        landing=scan(storage, settings.settle_seconds),
+    )

@@ -114,6 +114,17 @@ class _Plan:
     starts: Ints
 
 
+def stream_keys(files: int, append: int = 0) -> tuple[str, ...]:
+    """The landing keys of the stream files `generate` writes."""
+    stem = f"streams_k{append:02d}_" if append else "streams_"
+    return tuple(f"{RAW_STREAMS}{stem}{i + 1:04d}.csv" for i in range(files))
+
+
+def planned_keys(files: int, append: int = 0) -> tuple[str, ...]:
+    """Every raw key `generate` would write (the dimensions only without `append`)."""
+    return (() if append else (RAW_SONGS, RAW_USERS)) + stream_keys(files, append)
+
+
 def generate(
     storage: Storage,
     *,
@@ -155,8 +166,7 @@ def generate(
     )
     plan = _plan(stream_rng, catalog, sizes)
     tables = _Tables(catalog.track_ids + catalog.unknown_ids, days, end_date)
-    stem = f"streams_k{append:02d}_" if append else "streams_"
-    keys = tuple(f"{RAW_STREAMS}{stem}{i + 1:04d}.csv" for i in range(files))
+    keys = stream_keys(files, append)
     for i, key in enumerate(keys):
         _write(storage, key, tables.render(plan, int(plan.starts[i]), int(plan.starts[i + 1])))
     return _report(catalog, plan, keys, users, dimensions=not append)
