@@ -15,6 +15,7 @@ from rich.table import Table
 from music_etl.errors import MusicEtlError
 from music_etl.pipeline.lake import LakeStatus
 from music_etl.pipeline.query import QueryResult
+from music_etl.pipeline.retry import RetryReport, next_step
 from music_etl.pipeline.run import RunReport
 
 console = Console()
@@ -115,7 +116,8 @@ def top_genres(rows: Sequence[dict[str, Any]], day: str) -> None:
 def status(lake: LakeStatus) -> None:
     """The ledger and the latest runs."""
     files = Table(title="ProcessedStreams")
-    for column in ("file", "hash", "status", "rows in", "valid", "bad", "days", "when", "error"):
+    columns = ("file", "hash", "status", "rows in", "valid", "bad", "days", "when", "error")
+    for column in (*columns, "next step"):
         files.add_column(column)
     for r in lake.files:
         files.add_row(
@@ -128,6 +130,7 @@ def status(lake: LakeStatus) -> None:
             _days(r.days),
             r.timestamp,
             r.error,
+            next_step(r.file_key, r.error, r.judged_against, retryable=r.retryable),
         )
     console.print(files)
     runs = Table(title="Recent runs")
@@ -145,6 +148,16 @@ def status(lake: LakeStatus) -> None:
             run.status,
         )
     console.print(runs)
+
+
+def retry_summary(report: RetryReport) -> None:
+    """The failed files `retry` reset, and the named files it left alone."""
+    for r in report.reset:
+        console.print(f"Reset {r.file_key} (failed: {r.error}): the next `music-etl run` takes it.")
+    for r in report.left:
+        console.print(f"Left {r.file_key} as it is: it is {r.status}, not failed.")
+    if not report.reset and not report.left:
+        console.print("No failed files to retry.")
 
 
 def query_result(result: QueryResult, fmt: str) -> None:

@@ -13,6 +13,7 @@ from music_etl.logic.contract import STREAMS
 from music_etl.logic.serving_model import serving_items
 from music_etl.pipeline.components import Components
 from music_etl.pipeline.progress import Progress
+from music_etl.pipeline.retry import judged_against, next_step, with_next_step
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -187,10 +188,13 @@ def _finish(job: _Job, pending: Pending, outcome: Outcome, days: tuple[str, ...]
     """Mark the file done (then archive it) or failed; its results are already loaded."""
     status = FAILED if outcome.file_error else DONE
     record = _record(pending, outcome, job.owner, status=status, days=days, clock=job.clock)
-    job.components.ledger.save(record)
+    judged = judged_against(job.components, outcome, job.clock)
+    job.components.ledger.save(replace(record, judged_against=judged))
     if status == DONE and pending.key.startswith(layout.RAW_STREAMS):
         job.components.storage.move(pending.key, layout.archive_key(pending.key))
-    return _result(pending, outcome, status)
+    result = _result(pending, outcome, status)
+    step = next_step(result.key, result.error, judged)
+    return replace(result, message=with_next_step(result.message, step))
 
 
 def _release(

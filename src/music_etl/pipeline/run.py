@@ -15,6 +15,7 @@ from music_etl.pipeline.components import Components, lake_lock, open_components
 from music_etl.pipeline.dimensions import DimensionsReport, refresh_dimensions
 from music_etl.pipeline.notify import notify_failures
 from music_etl.pipeline.progress import Progress, Silent
+from music_etl.pipeline.retry import retry_if_fixed
 from music_etl.settings import Settings
 
 
@@ -100,7 +101,8 @@ def discover(components: Components) -> list[Pending]:
     """Stream files in the landing zone that are new or changed, in key order.
 
     A file already done with the same content is only moved on to the archive
-    (a crash between marking it done and archiving it leaves it there).
+    (a crash between marking it done and archiving it leaves it there). A failed file
+    with the same content is taken again only once its cause is fixed (`retry_if_fixed`).
     """
     pending = []
     for info in components.storage.list(layout.RAW_STREAMS):
@@ -115,6 +117,7 @@ def discover(components: Components) -> list[Pending]:
             and record.content_hash == digest
             and record.status == FAILED
             and not record.retryable
+            and not retry_if_fixed(components, record)
         ):
             pending.append(Pending(key=info.key, content_hash=digest, size=info.size))
     return pending
