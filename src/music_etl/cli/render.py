@@ -15,7 +15,7 @@ from rich.table import Table
 from music_etl.errors import MusicEtlError
 from music_etl.pipeline.lake import LakeStatus
 from music_etl.pipeline.query import QueryResult
-from music_etl.pipeline.retry import RetryReport, next_step
+from music_etl.pipeline.retry import RetryReport, next_step, retry_mode
 from music_etl.pipeline.run import RunReport
 
 console = Console()
@@ -70,7 +70,9 @@ def run_summary(report: RunReport) -> None:
     table = Table(title="Files", show_lines=False)
     for column in ("file", "status", "rows in", "valid", "bad", "days", "note"):
         table.add_column(
-            column, justify="right" if column in {"rows in", "valid", "bad", "days"} else "left"
+            column,
+            justify="right" if column in {"rows in", "valid", "bad", "days"} else "left",
+            overflow="fold" if column == "note" else "ellipsis",  # a note names a file in full
         )
     for f in report.files:
         note = f.error + (f": {f.message}" if f.message else "")
@@ -117,7 +119,7 @@ def status(lake: LakeStatus) -> None:
     """The ledger and the latest runs."""
     files = Table(title="ProcessedStreams")
     columns = ("file", "hash", "status", "rows in", "valid", "bad", "days", "when", "error")
-    for column in (*columns, "next step"):
+    for column in (*columns, "retry"):
         files.add_column(column)
     for r in lake.files:
         files.add_row(
@@ -130,9 +132,12 @@ def status(lake: LakeStatus) -> None:
             _days(r.days),
             r.timestamp,
             r.error,
-            next_step(r.file_key, r.error, r.judged_against, retryable=r.retryable),
+            retry_mode(r.error, r.judged_against, retryable=r.retryable),
         )
     console.print(files)
+    for r in lake.files:
+        if step := next_step(r.file_key, r.error, r.judged_against, retryable=r.retryable):
+            console.print(f"Next step for {r.file_key}: {step}.")
     runs = Table(title="Recent runs")
     for column in ("started", "finished", "files", "rows in", "valid", "bad", "days", "status"):
         runs.add_column(column)

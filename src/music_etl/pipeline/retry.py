@@ -142,6 +142,17 @@ def next_step(key: str, error: str, judged: Mapping[str, str], *, retryable: boo
     return f"{fixes}, then `music-etl run` (retries it automatically) or {manual}"
 
 
+def retry_mode(error: str, judged: Mapping[str, str], *, retryable: bool = False) -> str:
+    """How a failed file gets processed again, in a word or two (for `status`)."""
+    if not error:
+        return ""
+    if retryable:
+        return "next run"
+    if set(judged) - {CLOCK}:
+        return "automatic"
+    return "`retry`" if judged else "new version"
+
+
 def with_next_step(message: str, step: str) -> str:
     """A failure message followed by what to do about it."""
     return "; ".join(part for part in (message, step and f"to fix: {step}") if part)
