@@ -85,6 +85,42 @@ def test_failed_file_is_retried_only_when_retryable(ledger: Ledger) -> None:
     assert claimed(ledger, "k2").error == ""
 
 
+def test_mark_retryable_frees_only_a_failed_file(ledger: Ledger) -> None:
+    owner = new_owner()
+    for key in ("failed", "done", "claimed"):
+        ledger.claim(key, "h", owner, 60)
+    judged = {"users": "u1", "clock": "2020-01-01T00:00:00+00:00"}
+    failed = replace(claimed(ledger, "failed"), status=FAILED, error="too_many_bad_rows")
+    ledger.save(replace(failed, judged_against=judged))
+    ledger.save(replace(claimed(ledger, "done"), status=DONE))
+    assert not ledger.claim("failed", "h", new_owner(), 60)
+    before = {r.file_key: r for r in ledger.records()}
+    assert before["failed"].judged_against == judged
+
+    assert not ledger.mark_retryable("done")
+    assert not ledger.mark_retryable("claimed")
+    assert not ledger.mark_retryable("never-seen")
+    assert ledger.mark_retryable("failed")
+
+    after = {r.file_key: r for r in ledger.records()}
+    assert after["done"] == before["done"] and after["claimed"] == before["claimed"]
+    assert "never-seen" not in after
+    assert (after["failed"].status, after["failed"].retryable) == (FAILED, True)
+    assert after["failed"].judged_against == judged and after["failed"].error == "too_many_bad_rows"
+    ledger.save(replace(claimed(ledger, "claimed"), status=DONE))  # the claim is still held
+    assert ledger.claim("failed", "h", new_owner(), 60)
+
+
+def test_mark_retryable_never_takes_over_a_claim(ledger: Ledger) -> None:
+    ledger.claim("k", "h1", new_owner(), 60)
+    ledger.save(replace(claimed(ledger, "k"), status=FAILED, error="too_many_bad_rows"))
+    runner = new_owner()
+    assert ledger.claim("k", "h2", runner, 60)  # a new version arrives and is being processed
+    assert not ledger.mark_retryable("k")
+    record = claimed(ledger, "k")
+    assert (record.owner, record.content_hash, record.retryable) == (runner, "h2", False)
+
+
 def test_expired_lease_or_dead_owner_frees_a_claim(ledger: Ledger) -> None:
     assert ledger.claim("k", "h", "other-host:1:x", -1)
     assert ledger.claim("k", "h", new_owner(), 60)
@@ -194,3 +230,22 @@ def test_table_prefix_and_internal_items(aws_lake: AwsLake) -> None:
     ledger.acquire_lock("lake", new_owner(), 60)
     ledger.claim("raw/streams/a.csv", "h", new_owner(), 60)
     assert [r.file_key for r in ledger.records()] == ["raw/streams/a.csv"]
+
+
+@pytest.mark.aws
+def test_mark_retryable_loses_to_a_claim_between_its_read_and_write(aws_lake: AwsLake) -> None:
+    ledger, other = aws_lake.ledger(), aws_lake.ledger()
+    ledger.claim("k", "h1", new_owner(), 60)
+    ledger.save(replace(claimed(ledger, "k"), status=FAILED, error="too_many_bad_rows"))
+    runner = new_owner()
+    claims = []
+
+    def claim_first(event_name: str, **_: object) -> None:
+        if event_name.endswith(".PutItem") and not claims:
+            claims.append(other.claim("k", "h2", runner, 60))
+
+    ledger.client.meta.events.register("before-send", claim_first)
+    assert not ledger.mark_retryable("k")
+    assert claims == [True]
+    record = claimed(ledger, "k")
+    assert (record.owner, record.content_hash, record.retryable) == (runner, "h2", False)

@@ -256,6 +256,27 @@ def rebuild(
 
 
 @app.command()
+def retry(
+    keys: Annotated[
+        list[str] | None,
+        typer.Argument(help="Failed files, as `status` names them (default: every failed file)."),
+    ] = None,
+    lake: Lake = None,
+    config: Config = None,
+) -> None:
+    """Let the next run process failed files again, once their cause is fixed.
+
+    Done and claimed files are left as they are; a key the ledger does not know exits 2.
+
+    Example: music-etl retry --lake ./lake raw/streams/streams_0001.csv
+    """
+    from music_etl.pipeline.retry import retry as retry_files
+
+    settings = _settings(lake, config=config)
+    render.retry_summary(render.guard(lambda: retry_files(settings, keys or [])))
+
+
+@app.command()
 def demo(
     lake: Annotated[
         str, typer.Option("--lake", help="Where to build the demo lake.")

@@ -15,6 +15,7 @@ from rich.table import Table
 from music_etl.errors import MusicEtlError
 from music_etl.pipeline.lake import LakeStatus
 from music_etl.pipeline.query import QueryResult
+from music_etl.pipeline.retry import RetryReport, next_step, retry_mode
 from music_etl.pipeline.run import RunReport
 
 console = Console()
@@ -69,7 +70,9 @@ def run_summary(report: RunReport) -> None:
     table = Table(title="Files", show_lines=False)
     for column in ("file", "status", "rows in", "valid", "bad", "days", "note"):
         table.add_column(
-            column, justify="right" if column in {"rows in", "valid", "bad", "days"} else "left"
+            column,
+            justify="right" if column in {"rows in", "valid", "bad", "days"} else "left",
+            overflow="fold" if column == "note" else "ellipsis",  # a note names a file in full
         )
     for f in report.files:
         note = f.error + (f": {f.message}" if f.message else "")
@@ -129,7 +132,8 @@ def top_genres(rows: Sequence[dict[str, Any]], day: str) -> None:
 def status(lake: LakeStatus) -> None:
     """The ledger and the latest runs."""
     files = Table(title="ProcessedStreams")
-    for column in ("file", "hash", "status", "rows in", "valid", "bad", "days", "when", "error"):
+    columns = ("file", "hash", "status", "rows in", "valid", "bad", "days", "when", "error")
+    for column in (*columns, "retry"):
         files.add_column(column)
     for r in lake.files:
         files.add_row(
@@ -142,8 +146,12 @@ def status(lake: LakeStatus) -> None:
             _days(r.days),
             r.timestamp,
             r.error,
+            retry_mode(r.error, r.judged_against, retryable=r.retryable),
         )
     console.print(files)
+    for r in lake.files:
+        if step := next_step(r.file_key, r.error, r.judged_against, retryable=r.retryable):
+            console.print(f"Next step for {r.file_key}: {step}.")
     runs = Table(title="Recent runs")
     for column in ("started", "finished", "files", "rows in", "valid", "bad", "days", "status"):
         runs.add_column(column)
@@ -173,6 +181,16 @@ def _landing_table(lake: LakeStatus) -> None:
     for key, why in rows:
         table.add_row(key, why)
     console.print(table)
+
+
+def retry_summary(report: RetryReport) -> None:
+    """The failed files `retry` reset, and the named files it left alone."""
+    for r in report.reset:
+        console.print(f"Reset {r.file_key} (failed: {r.error}): the next `music-etl run` takes it.")
+    for r in report.left:
+        console.print(f"Left {r.file_key} as it is: it is {r.status}, not failed.")
+    if not report.reset and not report.left:
+        console.print("No failed files to retry.")
 
 
 def query_result(result: QueryResult, fmt: str) -> None:

@@ -14,6 +14,7 @@ from music_etl.logic.serving_model import serving_items
 from music_etl.pipeline.archive import archive
 from music_etl.pipeline.components import Components
 from music_etl.pipeline.progress import Progress
+from music_etl.pipeline.retry import judged_against, next_step, with_next_step
 
 #: What a run says of a file whose bytes changed after they were read.
 CHANGED_WHILE_PROCESSED = (
@@ -211,8 +212,11 @@ def _finish(job: _Job, pending: Pending, outcome: Outcome, days: tuple[str, ...]
     """Mark the file done (then archive it) or failed; its results are already loaded."""
     status = FAILED if outcome.file_error else DONE
     record = _record(pending, outcome, job.owner, status=status, days=days, clock=job.clock)
-    job.components.ledger.save(record)
+    judged = judged_against(job.components, outcome, job.clock)
+    job.components.ledger.save(replace(record, judged_against=judged))
     result = _result(pending, outcome, status)
+    step = next_step(result.key, result.error, judged)
+    result = replace(result, message=with_next_step(result.message, step))
     if status == DONE and pending.key.startswith(layout.RAW_STREAMS):
         storage = job.components.storage
         if not archive(storage, pending.key, pending.content_hash, job.clock):

@@ -18,6 +18,7 @@ from music_etl.pipeline.components import LAKE_LOCK, Components, lake_lock, open
 from music_etl.pipeline.dimensions import DimensionsReport, refresh_dimensions
 from music_etl.pipeline.notify import notify_failures
 from music_etl.pipeline.progress import Progress, Silent
+from music_etl.pipeline.retry import retry_if_fixed
 from music_etl.settings import Settings
 
 
@@ -138,8 +139,9 @@ def discover(components: Components) -> Discovery:
     """Stream files in the landing zone that are new or changed, in key order.
 
     A file already done with the same content is only moved on to the archive
-    (a crash between marking it done and archiving it leaves it there). A file that
-    vanished since the listing is passed over.
+    (a crash between marking it done and archiving it leaves it there). A failed file
+    with the same content is taken again only once its cause is fixed (`retry_if_fixed`).
+    A file that vanished since the listing is passed over.
     """
     storage = components.storage
     found = landing.scan_settled(storage, components.settings.settle_seconds)
@@ -153,18 +155,19 @@ def discover(components: Components) -> Discovery:
         if record and record.content_hash == digest and record.status == DONE:
             clock = _record_clock(record) or components.settings.clock()
             archive(storage, info.key, digest, clock)
-        elif not _settled_failure(record, digest):
+        elif not _settled_failure(components, record, digest):
             pending.append(Pending(key=info.key, content_hash=digest, size=info.size))
     return Discovery(pending=pending, waiting=found.waiting, skipped=found.skipped)
 
 
-def _settled_failure(record: FileRecord | None, digest: str) -> bool:
-    """Whether this content already failed for good (a new version is taken)."""
+def _settled_failure(components: Components, record: FileRecord | None, digest: str) -> bool:
+    """Whether this content already failed and its cause is not fixed (a new version is taken)."""
     return (
         record is not None
         and record.content_hash == digest
         and record.status == FAILED
         and not record.retryable
+        and not retry_if_fixed(components, record)
     )
 
 

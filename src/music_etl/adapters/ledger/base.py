@@ -35,6 +35,10 @@ class FileRecord:
     """Listen dates with rows of this file (while claimed: every day it may have written)."""
     error: str = ""
     retryable: bool = False
+    judged_against: dict[str, str] = field(default_factory=dict)
+    """A failure its cause's fix may undo: what the rows were judged against
+    (`users`/`songs`: the raw file's content hash; `clock`: the processing clock).
+    Empty for a failure on the file's own content (see `pipeline.retry`)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,6 +97,13 @@ class Ledger(Protocol):
 
     def forget_files(self) -> None:
         """Drop every file record (for `rebuild`, which recreates them)."""
+        ...
+
+    def mark_retryable(self, file_key: str) -> bool:
+        """Let the next run claim a failed file again; True if it is now failed and retryable.
+
+        A conditional write: a file that is done, claimed or unknown is left as it is.
+        """
         ...
 
 

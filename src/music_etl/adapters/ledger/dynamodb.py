@@ -7,7 +7,8 @@ that orders the records like SQLite's `seq`.
 A claim reads the record, applies `is_claimable` (which also frees claims of dead
 processes on this host), then writes on the condition that the record is still the
 version it read (its `seq`), so of two runners only one wins. `save` writes on the
-condition that the caller still owns the claim. When botocore retries a conditional
+condition that the caller still owns the claim; `mark_retryable` on the condition that
+the failed record is still the version it read. When botocore retries a conditional
 write whose first attempt landed, the retry's condition fails; the ledger then reads
 the item back and recognises its own write.
 
@@ -31,6 +32,7 @@ from music_etl.adapters.aws.session import make_client, parse_dynamodb_url
 from music_etl.adapters.aws.tables import LEDGER_TABLE
 from music_etl.adapters.ledger.base import (
     CLAIMED,
+    FAILED,
     FileRecord,
     RunRecord,
     is_claimable,
@@ -175,6 +177,18 @@ class DynamoDBLedger:
         """Delete every file record (locks, runs and the counter stay)."""
         keys = [i[KEY]["S"] for i in self._scan() if not i[KEY]["S"].startswith(_INTERNAL)]
         batch_write(self.client, self.table, [delete_request({KEY: k}) for k in keys])
+
+    def mark_retryable(self, file_key: str) -> bool:
+        """Mark a failed record retryable on the condition that nobody wrote it since the read."""
+        current = self._get(file_key)
+        record = None if current is None else _to_record(current)
+        if record is None or record.status != FAILED:
+            return False
+        retry = replace(record, retryable=True, timestamp=utcnow())
+        if self._put_record(retry, _unchanged(current)):
+            return True
+        latest = self.get(file_key)
+        return latest is not None and latest.status == FAILED and latest.retryable
 
     def _put_record(self, record: FileRecord, condition: Condition) -> bool:
         """Write `record` under `condition`; True if it is now in the table."""

@@ -7,11 +7,12 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from typing import Any
 
 from music_etl.adapters.ledger.base import (
     CLAIMED,
+    FAILED,
     FileRecord,
     RunRecord,
     is_claimable,
@@ -27,7 +28,8 @@ CREATE TABLE IF NOT EXISTS ProcessedStreams (
     owner TEXT NOT NULL, lease_until REAL NOT NULL, timestamp TEXT NOT NULL,
     processed_at TEXT NOT NULL, rows_in INTEGER NOT NULL, rows_valid INTEGER NOT NULL,
     rows_bad INTEGER NOT NULL, bad_by_reason TEXT NOT NULL, days TEXT NOT NULL,
-    error TEXT NOT NULL, retryable INTEGER NOT NULL, seq INTEGER NOT NULL);
+    error TEXT NOT NULL, retryable INTEGER NOT NULL, seq INTEGER NOT NULL,
+    judged_against TEXT NOT NULL DEFAULT '{}');
 CREATE TABLE IF NOT EXISTS Locks (
     name TEXT PRIMARY KEY, owner TEXT NOT NULL, lease_until REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS Runs (
@@ -43,6 +45,7 @@ class SQLiteLedger:
 
     def __init__(self, url: str) -> None:
         self._conn = connect(url, _SCHEMA)
+        _add_judged_against(self._conn)
 
     def close(self) -> None:
         """Close the connection."""
@@ -148,6 +151,17 @@ class SQLiteLedger:
         """Drop every file record."""
         self._conn.execute("DELETE FROM ProcessedStreams")
 
+    def mark_retryable(self, file_key: str) -> bool:
+        """Mark a failed record retryable in one write transaction (a claim cannot interleave)."""
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT * FROM ProcessedStreams WHERE file_key = ?", (file_key,)
+            ).fetchone()
+            if row is None or row["status"] != FAILED:
+                return False
+            self._upsert(conn, replace(_to_record(row), retryable=True, timestamp=utcnow()))
+            return True
+
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         self._conn.execute("BEGIN IMMEDIATE")
@@ -170,9 +184,24 @@ class SQLiteLedger:
         )
 
 
+def _add_judged_against(conn: sqlite3.Connection) -> None:
+    """Give a ledger made before `judged_against` existed its column."""
+    columns = {row["name"] for row in conn.execute("PRAGMA table_info(ProcessedStreams)")}
+    if "judged_against" in columns:
+        return
+    try:
+        conn.execute(
+            "ALTER TABLE ProcessedStreams ADD COLUMN judged_against TEXT NOT NULL DEFAULT '{}'"
+        )
+    except sqlite3.OperationalError as exc:
+        if "duplicate column" not in str(exc):  # another process added it first
+            raise
+
+
 def _to_row(record: FileRecord) -> dict[str, Any]:
     values = asdict(record)
     values["bad_by_reason"] = json.dumps(record.bad_by_reason, sort_keys=True)
+    values["judged_against"] = json.dumps(record.judged_against, sort_keys=True)
     values["days"] = json.dumps(list(record.days))
     values["retryable"] = int(record.retryable)
     return values
@@ -181,6 +210,7 @@ def _to_row(record: FileRecord) -> dict[str, Any]:
 def _to_record(row: sqlite3.Row) -> FileRecord:
     values = {name: row[name] for name in _FILE_FIELDS}
     values["bad_by_reason"] = json.loads(values["bad_by_reason"])
+    values["judged_against"] = json.loads(values["judged_against"])
     values["days"] = tuple(json.loads(values["days"]))
     values["retryable"] = bool(values["retryable"])
     return FileRecord(**values)
