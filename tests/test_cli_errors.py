@@ -155,7 +155,9 @@ def test_unknown_environment_variable_is_a_warning(lake: Lake) -> None:
     lake.put_streams("a.csv", [ROW])
     done = cli("run", "--lake", str(lake.root), MUSIC_ETL_LAKEE="typo")
     assert done.returncode == 0, done.stderr
-    assert one_line(done).startswith("warning: ignoring unknown environment variable MUSIC_ETL_LAKEE")
+    assert one_line(done).startswith(
+        "warning: ignoring unknown environment variable MUSIC_ETL_LAKEE"
+    )
     assert (lake.root / "archive/streams/a.csv").exists()
 
 

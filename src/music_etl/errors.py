@@ -143,3 +143,20 @@ def redact(text: str) -> str:
         return f"{match['scheme']}://{match['host']}{rest}"
 
     return _URL.sub(clean, text)
+
+
+def redact_url(value: str) -> str:
+    """A URL-like setting as safe to show, even mistyped: scheme and host, no path, no `user@`.
+
+    Example:
+        >>> redact_url("htp://user:pw@hooks.example.com/services/XYZ")
+        'htp://hooks.example.com/…'
+        >>> redact_url("htp:/hooks.example.com/services/XYZ"), redact_url("slack")
+        ('htp:/…', 'slack')
+    """
+    scheme, sep, rest = value.partition("://")
+    if not sep:
+        scheme, rest = "", value
+    head, slash, _ = rest.partition("/")
+    shown = head.rpartition("@")[2] + ("/…" if slash else "")
+    return f"{scheme}{sep}{shown}"

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from music_etl.errors import ConfigError, redact
+from music_etl.errors import ConfigError, redact_url
 
 log = logging.getLogger(__name__)
 ENV_PREFIX = "MUSIC_ETL_"
@@ -217,7 +217,7 @@ def _validate_numbers(settings: Settings) -> None:
         raise ConfigError("lock_wait_seconds must be 0 or more, e.g. 60.")
     if settings.notifier and not settings.notifier.startswith(NOTIFIER_SCHEMES):
         raise ConfigError(
-            f"notifier {redact(settings.notifier)!r}: use "
+            f"notifier {redact_url(settings.notifier)!r}: use "
             "sns://arn:aws:sns:<region>:<account>:<topic>, an https:// webhook URL, "
             "or leave it empty."
         )

@@ -14,7 +14,7 @@ import urllib.request
 from urllib.parse import urlsplit
 
 from music_etl.adapters.notify.base import Notification
-from music_etl.errors import ConfigError, ServiceError, ServiceUnavailable, redact
+from music_etl.errors import ConfigError, ServiceError, ServiceUnavailable, redact, redact_url
 
 #: Seconds to wait for the webhook to answer.
 TIMEOUT_SECONDS = 10.0
@@ -28,7 +28,7 @@ class WebhookNotifier:
     def __init__(self, url: str, *, timeout: float = TIMEOUT_SECONDS) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigError(f"A webhook notifier needs an http(s) URL, got {redact(url)!r}.")
+            raise ConfigError(f"A webhook notifier needs an http(s) URL, got {redact_url(url)!r}.")
         self.url = url
         self.timeout = timeout
 
