@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from music_etl.errors import ConfigError
+from music_etl.errors import ConfigError, redact_url
 
+log = logging.getLogger(__name__)
 ENV_PREFIX = "MUSIC_ETL_"
 CONFIG_FILE = "music-etl.toml"
+#: `MUSIC_ETL_*` variables that are not settings but are read elsewhere.
+OTHER_ENV = ("CONFIG", "DEBUG", "JOB_CONFIGS")
+#: The latest `now`: the future-timestamp check adds 24 h to it, so leave two days of calendar.
+LATEST_NOW = datetime.max - timedelta(days=2)
+S3_SCHEME = "s3://"
 ENGINES = ("polars", "spark")
 #: What a `notifier` URL may start with (`music_etl.adapters.notify.open_notifier`).
 NOTIFIER_SCHEMES = ("sns://", "https://", "http://")
@@ -84,7 +92,8 @@ def load_settings(
     """
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
-    values.update(_from_file(config or Path(env.get(ENV_PREFIX + "CONFIG", CONFIG_FILE))))
+    values.update(_from_file(config or _config_from_env(env)))
+    _warn_unknown_env(env)
     values.update(_from_env(env))
     values.update({k: v for k, v in flags.items() if v is not None})
     unknown = set(values) - _field_names()
@@ -93,8 +102,49 @@ def load_settings(
     return Settings(**{k: _coerce(k, v) for k, v in values.items()})
 
 
+def load_cli_settings(*, config: Path | None = None, **flags: Any) -> Settings:
+    """`load_settings` for a command line: a `--config` that names no file is an error."""
+    if config is not None:
+        require_config(config, "--config")
+    return load_settings(config=config, **flags)
+
+
 def _field_names() -> set[str]:
     return {f.name for f in fields(Settings)}
+
+
+def _config_from_env(env: Mapping[str, str]) -> Path:
+    """`MUSIC_ETL_CONFIG` must name a file; the default `./music-etl.toml` may be absent."""
+    named = env.get(ENV_PREFIX + "CONFIG")
+    if named is None:
+        return Path(CONFIG_FILE)
+    require_config(Path(named), "MUSIC_ETL_CONFIG")
+    return Path(named)
+
+
+def require_config(path: Path, source: str) -> None:
+    """Raise `ConfigError` unless `path` (named by `source`, e.g. `--config`) is a file.
+
+    Example:
+        >>> require_config(Path("/nonexistent.toml"), "--config")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        music_etl.errors.ConfigError: --config /nonexistent.toml: no such file. ...
+    """
+    if not path.is_file():
+        raise ConfigError(
+            f"{source} {path}: no such file. Fix the path, or drop it to use "
+            f"./{CONFIG_FILE} and the defaults."
+        )
+
+
+def _warn_unknown_env(env: Mapping[str, str]) -> None:
+    known = {ENV_PREFIX + name.upper() for name in (*_field_names(), *OTHER_ENV)}
+    for name in sorted(n for n in env if n.startswith(ENV_PREFIX) and n not in known):
+        log.warning(
+            "warning: ignoring unknown environment variable %s (the settings are %s).",
+            name,
+            ", ".join(ENV_PREFIX + f.upper() for f in sorted(_field_names())),
+        )
 
 
 def _from_file(path: Path) -> dict[str, Any]:
@@ -128,6 +178,8 @@ def _coerce(name: str, value: Any) -> Any:
 
 
 def _validate(settings: Settings) -> None:
+    _validate_lake(settings.lake)
+    _validate_numbers(settings)
     if settings.engine not in ENGINES:
         raise ConfigError(
             f"Unknown engine {settings.engine!r}: choose one of {', '.join(ENGINES)}."
@@ -140,22 +192,51 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("lease_seconds and batch_bytes must be positive.")
     if settings.now:
         _parse_now(settings.now)
+
+
+def _validate_lake(lake: str) -> None:
+    if not lake.strip():
+        raise ConfigError(
+            "The lake path is empty: pass --lake (or MUSIC_ETL_LAKE) with a folder, e.g. ./lake, "
+            "or s3://bucket/prefix."
+        )
+    if lake.lower().startswith("s3:") and not lake.startswith(S3_SCHEME):
+        raise ConfigError(
+            f"Lake {lake!r}: an S3 lake is written s3://bucket/prefix (lower-case, two slashes)."
+        )
+    if lake.startswith(S3_SCHEME) and not lake.removeprefix(S3_SCHEME).split("/", 1)[0]:
+        raise ConfigError(f"Lake {lake!r} names no bucket: use s3://bucket/prefix.")
+
+
+def _validate_numbers(settings: Settings) -> None:
+    for f in fields(Settings):
+        value = getattr(settings, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"Setting {f.name} must be a finite number, got {value!r}.")
+    if settings.lock_wait_seconds < 0:
+        raise ConfigError("lock_wait_seconds must be 0 or more, e.g. 60.")
     if settings.notifier and not settings.notifier.startswith(NOTIFIER_SCHEMES):
         raise ConfigError(
-            f"notifier {settings.notifier!r}: use sns://arn:aws:sns:<region>:<account>:<topic>, "
-            "an https:// webhook URL, or leave it empty."
+            f"notifier {redact_url(settings.notifier)!r}: use "
+            "sns://arn:aws:sns:<region>:<account>:<topic>, an https:// webhook URL, "
+            "or leave it empty."
         )
 
 
 def _parse_now(text: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
+        if parsed.tzinfo is not None:
+            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError) as exc:
         raise ConfigError(
             f"now must be ISO-8601, e.g. 2024-07-01T00:00:00Z; got {text!r}."
         ) from exc
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    if parsed > LATEST_NOW:
+        raise ConfigError(
+            f"now {text!r} is too close to the end of the calendar: the future-timestamp check "
+            f"adds 24 h to it. Use a time up to {LATEST_NOW:%Y-%m-%dT%H:%M:%S}Z."
+        )
     return parsed
 
 

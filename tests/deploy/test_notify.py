@@ -12,12 +12,19 @@ import pytest
 from aws.helpers import REGION, client
 from conftest import Lake
 from deploy.webhook_server import webhook_server
+from music_etl.adapters.ledger import open_ledger
+from music_etl.adapters.ledger.base import new_owner
 from music_etl.adapters.notify import Notification, open_notifier
 from music_etl.adapters.notify.sns import SNSNotifier
 from music_etl.adapters.notify.webhook import WebhookNotifier
-from music_etl.errors import ConfigError, ServiceError, ServiceUnavailable
+from music_etl.errors import ConfigError, LockHeld, ServiceError, ServiceUnavailable
 from music_etl.pipeline.batch import FileResult
-from music_etl.pipeline.notify import MAX_LISTED, failure_notification, notify_failures
+from music_etl.pipeline.notify import (
+    MAX_LISTED,
+    error_notification,
+    failure_notification,
+    notify_failures,
+)
 from music_etl.pipeline.run import run
 from music_etl.settings import load_settings
 
@@ -214,3 +221,81 @@ def test_missing_topic_is_logged_not_raised(
         report = run(lake.settings(notifier=missing, aws_endpoint=moto_endpoint))
     assert len(report.failed) == 2
     assert "Could not notify sns://arn:aws:sns" in caplog.text
+
+
+# --------------------------------------------------------------------------- run-level failures
+
+
+def test_an_error_that_stops_the_run_reaches_the_webhook(lake: Lake) -> None:
+    lake.put_streams("good.csv", GOOD)
+    settings = lake.settings(lock_wait_seconds=0)
+    ledger = open_ledger(settings.ledger_url)
+    assert ledger.acquire_lock("lake", new_owner(), 900)  # a long `rebuild` elsewhere
+    with webhook_server() as hook, pytest.raises(LockHeld):
+        run(lake.settings(notifier=hook.url, lock_wait_seconds=0))
+    [message] = hook.received
+    lines = message["text"].splitlines()
+    assert lines[0] == f"*music-etl: run failed in {lake.root}*"
+    assert lines[1].startswith("LockHeld: Another run holds the lock on")
+    assert lines[2].startswith("Retry later")
+    assert (lake.root / "raw/streams/good.csv").exists()
+
+
+def test_error_notification_details(lake: Lake) -> None:
+    note = error_notification(lake.settings(), ConfigError("bad"), command="watch")
+    assert note.subject == f"music-etl: watch failed in {lake.root}"
+    assert note.details == {
+        "lake": str(lake.root),
+        "command": "watch",
+        "error": "ConfigError",
+        "message": "bad",
+        "retryable": False,
+        "exit_code": 2,
+    }
+
+
+# --------------------------------------------------------------------------- escaping, secrets
+
+
+def test_webhook_escapes_slack_control_sequences() -> None:
+    note = Notification(subject="<!channel> alert", text="see <https://evil.example|here> & <>")
+    with webhook_server() as hook:
+        WebhookNotifier(hook.url).send(note)
+    [message] = hook.received
+    assert message["text"] == (
+        "*&lt;!channel&gt; alert*\nsee &lt;https://evil.example|here&gt; &amp; &lt;&gt;"
+    )
+
+
+def test_file_names_cannot_ping_the_channel(lake: Lake) -> None:
+    lake.put_raw("<!channel> & <!here>.csv", b"user_id,track_id\n1,t1\n")
+    with webhook_server() as hook:
+        report = run(lake.settings(notifier=hook.url))
+    assert len(report.failed) == 1
+    [message] = hook.received
+    assert "<!" not in message["text"]
+    assert (
+        "- raw/streams/&lt;!channel&gt; &amp; &lt;!here&gt;.csv: missing_column" in message["text"]
+    )
+
+
+def test_no_webhook_secret_in_descriptions_messages_or_logs(
+    lake: Lake, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = free_port()
+    url = f"http://user:hunter2@127.0.0.1:{port}/services/T000/B000/secret?token=abc"
+    notifier = WebhookNotifier(url, timeout=2)
+    assert notifier.describe() == f"http://127.0.0.1:{port}/…"
+    with pytest.raises(ServiceUnavailable) as info:
+        notifier.send(NOTE)
+    bad_lake(lake)
+    with caplog.at_level(logging.WARNING, logger="music_etl.pipeline.notify"):
+        run(lake.settings(notifier=url))
+    assert "Could not notify" in caplog.text
+    with pytest.raises(ConfigError) as config:
+        load_settings(env={}, config=Path("/nonexistent.toml"), notifier=url.replace("http", "htp"))
+    with pytest.raises(ConfigError) as scheme:
+        WebhookNotifier(url.replace("http://", "http:/"))
+    for text in (str(info.value), caplog.text, str(config.value), str(scheme.value)):
+        for secret in ("hunter2", "user:", "secret", "token", "T000"):
+            assert secret not in text, text

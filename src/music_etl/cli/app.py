@@ -13,7 +13,8 @@ from typing import Annotated, Any
 import typer
 
 from music_etl.cli import aws, render
-from music_etl.settings import Settings, load_settings
+from music_etl.errors import EXIT_REJECTED, ConfigError, Retryable
+from music_etl.settings import Settings, load_cli_settings
 
 app = typer.Typer(
     name="music-etl",
@@ -29,11 +30,16 @@ Config = Annotated[
     Path | None, typer.Option("--config", help="Settings file (default ./music-etl.toml).")
 ]
 
-EXIT_FAILED_FILES = 1
+#: A stream file was rejected (`errors.EXIT_REJECTED`); what was loaded is unchanged.
+EXIT_FAILED_FILES = EXIT_REJECTED
+#: `watch` waits at most this long between attempts after retryable errors.
+MAX_BACKOFF_SECONDS = 300.0
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _settings(lake: str | None, engine: str | None = None, config: Path | None = None) -> Settings:
-    return load_settings(config=config, lake=lake, engine=engine)
+    """The settings, or one line and exit 2 (a bad value, a missing `--config`)."""
+    return render.guard(lambda: load_cli_settings(config=config, lake=lake, engine=engine))
 
 
 @app.command()
@@ -44,7 +50,8 @@ def init(lake: Lake = None, config: Config = None) -> None:
     """
     from music_etl.pipeline.lake import init_lake
 
-    prefixes = render.guard(lambda: init_lake(_settings(lake, config=config)))
+    settings = _settings(lake, config=config)
+    prefixes = render.guard(lambda: init_lake(settings))
     render.console.print("Created " + ", ".join(prefixes))
 
 
@@ -149,38 +156,91 @@ def watch(
     engine: Engine = None,
     config: Config = None,
 ) -> None:
-    """Keep processing files as they arrive; Ctrl-C stops cleanly after the current run.
+    """Keep processing files as they arrive; retry-later errors back off (at most 5 min).
+
+    Ctrl-C or SIGTERM stops cleanly after the current run (exit 0); a configuration
+    error stops it with exit 2.
 
     Example: music-etl watch --lake ./lake --interval 10
     """
-    from music_etl.pipeline.run import run as run_pipeline
-
     settings = _settings(lake, engine, config)
     render.console.print(
         f"Watching {settings.lake}/raw/streams/ every {interval:g}s; Ctrl-C to stop."
     )
-    with _stop_on_interrupt() as stopped:
-        while not stopped():
-            report = render.guard(lambda: run_pipeline(settings))
-            if report.files:
-                render.run_summary(report)
-            _sleep_unless(stopped, interval)
+    with _stop_on_signals() as stopped:
+        _watch_loop(settings, interval, stopped)
     render.console.print("Stopped.")
 
 
+def _watch_loop(settings: Settings, interval: float, stopped: Callable[[], bool]) -> None:
+    """Run until `stopped`; retryable errors back off, anything else ends `watch` with its code.
+
+    The first error of a streak reaches the notifier; retries of it do not, so a long
+    `rebuild` holding the lock sends one message, not one per attempt.
+    """
+    from music_etl.pipeline.notify import notify_error
+    from music_etl.pipeline.run import run as run_pipeline
+
+    backoff = _Backoff(first=max(interval, 1.0), cap=MAX_BACKOFF_SECONDS)
+    while not stopped():
+        try:
+            report = run_pipeline(settings, notify_errors=False)
+        except Exception as exc:  # noqa: BLE001 - sorted below: retry, or exit with its code
+            ours = render.translate(exc)
+            if backoff.fresh:
+                notify_error(settings, ours or exc, command="watch")
+            if not isinstance(ours, Retryable):
+                render.fail(exc)
+            if stopped():
+                return
+            wait = backoff.next()
+            render.warn(f"{ours} (retrying in {wait:g}s)")
+            _sleep_unless(stopped, wait)
+            continue
+        backoff.reset()
+        if report.files:
+            render.run_summary(report)
+        _sleep_unless(stopped, interval)
+
+
+class _Backoff:
+    """Exponential delays: `first`, twice that, … at most `cap`; `reset` after a good run."""
+
+    def __init__(self, *, first: float, cap: float) -> None:
+        self.first, self.cap = first, cap
+        self.attempt = 0
+
+    @property
+    def fresh(self) -> bool:
+        """No error since the last good run."""
+        return self.attempt == 0
+
+    def next(self) -> float:
+        """The next delay."""
+        delay: float = min(self.cap, self.first * 2.0 ** min(self.attempt, 32))
+        self.attempt += 1
+        return delay
+
+    def reset(self) -> None:
+        """Start again from `first`."""
+        self.attempt = 0
+
+
 @contextmanager
-def _stop_on_interrupt() -> Iterator[Callable[[], bool]]:
+def _stop_on_signals() -> Iterator[Callable[[], bool]]:
+    """Ctrl-C (SIGINT) and SIGTERM both stop after the current run, which releases its lock."""
     flag = {"stop": False}
 
     def handler(_signum: int, _frame: FrameType | None) -> None:
         flag["stop"] = True
         render.console.print("Stopping after the current run…")
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in _STOP_SIGNALS}
     try:
         yield lambda: flag["stop"]
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, action in previous.items():
+            signal.signal(sig, action)
 
 
 def _sleep_unless(stopped: Callable[[], bool], seconds: float) -> None:
@@ -197,7 +257,8 @@ def status(lake: Lake = None, config: Config = None) -> None:
     """
     from music_etl.pipeline.lake import lake_status
 
-    render.status(render.guard(lambda: lake_status(_settings(lake, config=config))))
+    settings = _settings(lake, config=config)
+    render.status(render.guard(lambda: lake_status(settings)))
 
 
 @app.command()
@@ -219,11 +280,9 @@ def query(
     from music_etl.pipeline.query import query as run_query
 
     if fmt not in {"table", "json", "csv"}:
-        render.errors.print(f"[red]error:[/] --format is table, json or csv, not {fmt!r}.")
-        raise typer.Exit(render.EXIT_ERROR)
-    render.query_result(
-        render.guard(lambda: run_query(_settings(lake, config=config).lake, sql)), fmt
-    )
+        render.fail(ConfigError(f"--format is table, json or csv, not {fmt!r}."))
+    settings = _settings(lake, config=config)
+    render.query_result(render.guard(lambda: run_query(settings.lake, sql)), fmt)
 
 
 @app.command()

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from music_etl.cli import render
-from music_etl.settings import Settings, load_settings
+from music_etl.settings import Settings, load_cli_settings
 
 app = typer.Typer(
     name="aws",
@@ -28,7 +28,7 @@ Config = Annotated[
 
 
 def _settings(lake: str | None, config: Path | None) -> Settings:
-    return load_settings(config=config, lake=lake)
+    return load_cli_settings(config=config, lake=lake)
 
 
 @app.command()

@@ -3,35 +3,91 @@
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
+import traceback
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from music_etl.errors import MusicEtlError
+from music_etl.adapters.sqlite_common import sqlite_error
+from music_etl.errors import (
+    EXIT_CONFIG,
+    MusicEtlError,
+    exit_code_for,
+    from_os_error,
+    redact,
+)
 from music_etl.pipeline.lake import LakeStatus
 from music_etl.pipeline.query import QueryResult
 from music_etl.pipeline.retry import RetryReport, next_step, retry_mode
 from music_etl.pipeline.run import RunReport
 
 console = Console()
+#: Error lines are never wrapped: one failure, one line, whatever the terminal's width.
 errors = Console(stderr=True, soft_wrap=True)
-#: Exit code of a user mistake or an error this package raised on purpose.
-EXIT_ERROR = 2
+#: Exit code of a user mistake (a configuration or usage error).
+EXIT_ERROR = EXIT_CONFIG
+#: Set to 1 to see the traceback of an internal error.
+DEBUG_ENV = "MUSIC_ETL_DEBUG"
 T = TypeVar("T")
 
 
 def guard(action: Callable[[], T]) -> T:
-    """Run `action`; our errors become one red line and exit code 2, never a traceback."""
+    """Run `action`; any failure becomes one line on stderr and its exit code (`exit_code_for`).
+
+    Our errors keep their message; OS and SQLite errors are translated first; anything
+    else is an internal error (a bug), with the traceback only under `MUSIC_ETL_DEBUG=1`.
+    """
     try:
         return action()
-    except MusicEtlError as exc:
-        errors.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(EXIT_ERROR) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as exc:  # noqa: BLE001 - the CLI boundary: nothing escapes as a traceback
+        fail(exc)
+
+
+def translate(exc: BaseException) -> MusicEtlError | None:
+    """`exc` as one of our errors, or None when it is a bug."""
+    if isinstance(exc, MusicEtlError):
+        return exc
+    if isinstance(exc, OSError):
+        return from_os_error(exc)
+    if isinstance(exc, sqlite3.Error):
+        return sqlite_error(exc)
+    return None
+
+
+def fail(exc: BaseException) -> NoReturn:
+    """Print `exc` as one line on stderr and exit with the code a scheduler acts on."""
+    ours = translate(exc)
+    if ours is None:
+        if os.environ.get(DEBUG_ENV, "") not in {"", "0"}:
+            traceback.print_exception(exc)
+        line = (
+            f"internal error: {type(exc).__name__}: {one_line(exc)} "
+            f"(set {DEBUG_ENV}=1 for the traceback)"
+        )
+    else:
+        line = f"error: {one_line(ours)}"
+    errors.print(f"[red]{escape(line.split(':', 1)[0])}:[/]{escape(line.split(':', 1)[1])}")
+    raise typer.Exit(exit_code_for(ours or exc)) from None
+
+
+def warn(message: str) -> None:
+    """One yellow warning line on stderr."""
+    errors.print(f"[yellow]warning:[/] {escape(one_line(message))}")
+
+
+def one_line(message: object) -> str:
+    """`message` on one line, without credentials (`redact`)."""
+    return redact(" ".join(str(message).split()))
 
 
 class RichProgress:

@@ -40,7 +40,11 @@ def open_components(settings: Settings) -> Components:
     return Components(
         settings=settings,
         storage=storage,
-        ledger=open_ledger(settings.ledger_url, endpoint=settings.aws_endpoint),
+        ledger=open_ledger(
+            settings.ledger_url,
+            endpoint=settings.aws_endpoint,
+            busy_seconds=settings.lock_wait_seconds,
+        ),
         serving=open_serving(settings.serving_url, endpoint=settings.aws_endpoint),
         engine=make_engine(settings.engine, storage),
     )

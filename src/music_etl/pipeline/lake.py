@@ -58,7 +58,9 @@ def init_lake(settings: Settings) -> list[str]:
     for prefix in layout.LAYOUT:
         if not any(True for _ in storage.list(prefix)):
             storage.write_bytes(prefix + _KEEP, b"")
-    open_ledger(settings.ledger_url, endpoint=settings.aws_endpoint)
+    open_ledger(
+        settings.ledger_url, endpoint=settings.aws_endpoint, busy_seconds=settings.lock_wait_seconds
+    )
     return list(layout.LAYOUT)
 
 
@@ -75,7 +77,9 @@ class LakeStatus:
 def lake_status(settings: Settings, *, runs: int = 10) -> LakeStatus:
     """Every file record, the latest runs and the landing zone's entries not yet taken."""
     storage = open_storage(settings.lake, endpoint=settings.aws_endpoint)
-    ledger = open_ledger(settings.ledger_url, endpoint=settings.aws_endpoint)
+    ledger = open_ledger(
+        settings.ledger_url, endpoint=settings.aws_endpoint, busy_seconds=settings.lock_wait_seconds
+    )
     return LakeStatus(
         files=ledger.records(),
         runs=ledger.runs(runs),

@@ -1,4 +1,4 @@
-"""What a run tells the notifier: failed files with their reason and counts.
+"""What a run tells the notifier: failed files and why, or the error that stopped it.
 
 Delivery never fails the run: a notifier that cannot deliver is logged and the run's
 report is returned as it is (the ledger keeps every failure for `status` anyway).
@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from music_etl.adapters.ledger.base import FAILED
 from music_etl.adapters.notify import Notification, Notifier, open_notifier
+from music_etl.errors import Retryable, Terminal, exit_code_for, redact
 from music_etl.pipeline.batch import FileResult
 from music_etl.settings import Settings
 
@@ -37,6 +38,40 @@ def notify_failures(settings: Settings, files: Sequence[FileResult], *, run_id: 
     )
 
 
+def notify_error(settings: Settings, exc: BaseException, *, command: str = "run") -> bool:
+    """Tell the notifier, if one is set, that `command` stopped on `exc`; never raises."""
+    if not settings.notifier:
+        return False
+    return deliver(settings, error_notification(settings, exc, command=command))
+
+
+def error_notification(
+    settings: Settings, exc: BaseException, *, command: str = "run"
+) -> Notification:
+    """The message for an error that stopped `command` on the lake: what, and what to do."""
+    message = redact(" ".join(str(exc).split()))
+    return Notification(
+        subject=f"music-etl: {command} failed in {settings.lake}",
+        text=f"{type(exc).__name__}: {message}\n{_advice(exc)}",
+        details={
+            "lake": settings.lake,
+            "command": command,
+            "error": type(exc).__name__,
+            "message": message,
+            "retryable": isinstance(exc, Retryable),
+            "exit_code": exit_code_for(exc),
+        },
+    )
+
+
+def _advice(exc: BaseException) -> str:
+    if isinstance(exc, Retryable):
+        return "Retry later: the next run picks up where this one stopped."
+    if isinstance(exc, Terminal):
+        return "Fix the configuration or input named above; retrying fails the same way."
+    return "An internal error (a bug): run again with MUSIC_ETL_DEBUG=1 for the traceback."
+
+
 def deliver(settings: Settings, notification: Notification) -> bool:
     """Send `notification` through the configured notifier; log instead of raising."""
     notifier: Notifier | None = None
@@ -47,7 +82,8 @@ def deliver(settings: Settings, notification: Notification) -> bool:
         notifier.send(notification)
     except Exception as exc:  # noqa: BLE001 - a lost message must never fail the run
         where = notifier.describe() if notifier else "the notifier"
-        log.warning("Could not notify %s (%s): %s", where, type(exc).__name__, exc)
+        message = redact(" ".join(str(exc).split()))
+        log.warning("Could not notify %s (%s): %s", redact(where), type(exc).__name__, message)
         return False
     return True
 

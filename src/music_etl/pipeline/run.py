@@ -16,7 +16,7 @@ from music_etl.pipeline.archive import archive
 from music_etl.pipeline.batch import FileResult, Pending, process_batch, recompute
 from music_etl.pipeline.components import LAKE_LOCK, Components, lake_lock, open_components
 from music_etl.pipeline.dimensions import DimensionsReport, refresh_dimensions
-from music_etl.pipeline.notify import notify_failures
+from music_etl.pipeline.notify import notify_error, notify_failures
 from music_etl.pipeline.progress import Progress, Silent
 from music_etl.pipeline.retry import retry_if_fixed
 from music_etl.settings import Settings
@@ -50,18 +50,26 @@ class RunReport:
         return [f for f in self.files if f.status == DONE]
 
 
-def run(settings: Settings, progress: Progress | None = None) -> RunReport:
+def run(
+    settings: Settings, progress: Progress | None = None, *, notify_errors: bool = True
+) -> RunReport:
     """Process every pending stream file of the lake exactly once.
 
-    When files failed and the `notifier` setting names one, it is told which and why.
+    When files failed and the `notifier` setting names one, it is told which and why; so
+    is an error that stops the run (then re-raised), unless `notify_errors` is False
+    (`watch` notifies once per streak of errors itself).
 
     Example:
         >>> report = run(load_settings(lake="./lake"))  # doctest: +SKIP
         >>> len(report.failed)  # doctest: +SKIP
         0
     """
-    components = open_components(settings)
-    report = run_with(components, progress or Silent())
+    try:
+        report = run_with(open_components(settings), progress or Silent())
+    except Exception as exc:
+        if notify_errors:
+            notify_error(settings, exc)
+        raise
     # Failure notifications (the `notifier` setting); delivery problems are only logged.
     notify_failures(settings, report.files, run_id=report.run_id)
     return report

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 from music_etl.adapters.ledger.base import FileRecord, Ledger, RunRecord
+from music_etl.adapters.sqlite_common import BUSY_SECONDS
 from music_etl.errors import ConfigError
 
 __all__ = ["FileRecord", "Ledger", "RunRecord", "open_ledger"]
 
 
-def open_ledger(url: str, *, endpoint: str = "") -> Ledger:
+def open_ledger(url: str, *, endpoint: str = "", busy_seconds: float = BUSY_SECONDS) -> Ledger:
     """`SQLiteLedger` for `sqlite:///path`; `DynamoDBLedger` for `dynamodb://?region=…`.
 
     `endpoint` overrides the AWS endpoint (moto, LocalStack) unless the URL names one.
+    `busy_seconds` bounds how long SQLite waits for another process's write lock
+    (callers pass the `lock_wait_seconds` setting); it ends in `LockHeld`.
     """
     if url.startswith("sqlite:///"):
         from music_etl.adapters.ledger.sqlite import SQLiteLedger
 
-        return SQLiteLedger(url)
+        return SQLiteLedger(url, busy_seconds=busy_seconds)
     if url.startswith("dynamodb://"):
         from music_etl.adapters.ledger.dynamodb import DynamoDBLedger
 

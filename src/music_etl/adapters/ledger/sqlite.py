@@ -19,7 +19,7 @@ from music_etl.adapters.ledger.base import (
     lock_is_free,
     utcnow,
 )
-from music_etl.adapters.sqlite_common import connect
+from music_etl.adapters.sqlite_common import BUSY_SECONDS, connect, sqlite_path, translated
 from music_etl.errors import ClaimLost
 
 _SCHEMA = """
@@ -43,8 +43,9 @@ _FILE_FIELDS = tuple(f.name for f in fields(FileRecord))
 class SQLiteLedger:
     """The ledger in one SQLite file, safe for several processes on one machine."""
 
-    def __init__(self, url: str) -> None:
-        self._conn = connect(url, _SCHEMA)
+    def __init__(self, url: str, *, busy_seconds: float = BUSY_SECONDS) -> None:
+        self._path = sqlite_path(url)
+        self._conn = connect(url, _SCHEMA, busy_seconds=busy_seconds)
         _add_judged_against(self._conn)
 
     def close(self) -> None:
@@ -164,7 +165,8 @@ class SQLiteLedger:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._conn.execute("BEGIN IMMEDIATE")
+        with translated(self._path):  # waiting out the busy timeout ends in `LockHeld`
+            self._conn.execute("BEGIN IMMEDIATE")
         try:
             yield self._conn
         except BaseException:

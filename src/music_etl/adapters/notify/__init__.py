@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from music_etl.adapters.notify.base import Notification, Notifier
-from music_etl.errors import ConfigError
+from music_etl.errors import ConfigError, redact_url
 
 __all__ = ["Notification", "Notifier", "open_notifier"]
 
@@ -37,6 +37,7 @@ def open_notifier(url: str, *, endpoint: str = "") -> Notifier | None:
 
         return WebhookNotifier(url)
     raise ConfigError(
-        f"Unsupported notifier {url!r}: use sns://arn:aws:sns:<region>:<account>:<topic>, "
+        f"Unsupported notifier {redact_url(url)!r}: use "
+        "sns://arn:aws:sns:<region>:<account>:<topic>, "
         "an https:// webhook URL, or leave it empty."
     )

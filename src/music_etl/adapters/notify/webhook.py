@@ -14,7 +14,7 @@ import urllib.request
 from urllib.parse import urlsplit
 
 from music_etl.adapters.notify.base import Notification
-from music_etl.errors import ConfigError, ServiceError, ServiceUnavailable
+from music_etl.errors import ConfigError, ServiceError, ServiceUnavailable, redact, redact_url
 
 #: Seconds to wait for the webhook to answer.
 TIMEOUT_SECONDS = 10.0
@@ -28,13 +28,13 @@ class WebhookNotifier:
     def __init__(self, url: str, *, timeout: float = TIMEOUT_SECONDS) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigError(f"A webhook notifier needs an http(s) URL, got {url!r}.")
+            raise ConfigError(f"A webhook notifier needs an http(s) URL, got {redact_url(url)!r}.")
         self.url = url
         self.timeout = timeout
 
     def send(self, notification: Notification) -> None:
         """POST the notification; 429 and 5xx answers are retryable, other errors are not."""
-        text = f"*{notification.short_subject}*\n{notification.text}"
+        text = f"*{slack_escape(notification.short_subject)}*\n{slack_escape(notification.text)}"
         request = urllib.request.Request(  # noqa: S310 - the scheme is checked in __init__
             self.url,
             data=json.dumps({"text": text}).encode(),
@@ -49,18 +49,30 @@ class WebhookNotifier:
             raise _http_error(self.describe(), exc) from exc
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
             raise ServiceUnavailable(
-                f"Posting to the webhook {self.describe()}: cannot reach it ({exc}); "
-                "check the URL and the network."
+                f"Posting to the webhook {self.describe()}: cannot reach it "
+                f"({redact(str(exc))}); check the URL and the network."
             ) from exc
 
     def describe(self) -> str:
-        """Scheme and host only: the path of a Slack webhook is its secret."""
+        """Scheme, host and port only: the path of a Slack webhook and any password are secret."""
         parts = urlsplit(self.url)
-        return f"{parts.scheme}://{parts.netloc}/…"
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{parts.hostname}{port}/…"
+
+
+def slack_escape(text: str) -> str:
+    """`text` with Slack's control characters escaped: no `<!channel>`, no `<url|link>`.
+
+    Example:
+        >>> slack_escape("<!channel> a&b <http://x|y>")
+        '&lt;!channel&gt; a&amp;b &lt;http://x|y&gt;'
+    """
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _http_error(where: str, exc: urllib.error.HTTPError) -> ServiceError | ServiceUnavailable:
-    message = f"Posting to the webhook {where}: it answered HTTP {exc.code} {exc.reason}"
+    reason = redact(str(exc.reason))
+    message = f"Posting to the webhook {where}: it answered HTTP {exc.code} {reason}"
     if exc.code == _TOO_MANY_REQUESTS or exc.code >= _SERVER_ERROR:
         return ServiceUnavailable(message + "; try again later.")
     return ServiceError(message + "; check the webhook URL.")
