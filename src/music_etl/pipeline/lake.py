@@ -70,6 +70,10 @@ class LakeStatus:
 
 
 def lake_status(settings: Settings, *, runs: int = 10) -> LakeStatus:
-    """Every file record and the latest runs."""
+    """Every file record and the latest runs.
+
+    Raises `NotALake` for a path that names no lake; nothing is created there.
+    """
+    require_lake(open_storage(settings.lake, endpoint=settings.aws_endpoint), adopt=False)
     ledger = open_ledger(settings.ledger_url, endpoint=settings.aws_endpoint)
     return LakeStatus(files=ledger.records(), runs=ledger.runs(runs))
