@@ -72,8 +72,11 @@ class LakeStatus:
 def lake_status(settings: Settings, *, runs: int = 10) -> LakeStatus:
     """Every file record and the latest runs.
 
-    Raises `NotALake` for a path that names no lake; nothing is created there.
+    Raises `NotALake` for a local path that names no lake, before the ledger (kept
+    in `<lake>/_state/` by default) is opened: a mistyped path gets nothing created.
+    An S3 lake keeps its ledger in DynamoDB, and `aws init` leaves its prefix empty.
     """
-    require_lake(open_storage(settings.lake, endpoint=settings.aws_endpoint), adopt=False)
+    if not settings.lake.startswith("s3://"):
+        require_lake(open_storage(settings.lake), adopt=False)
     ledger = open_ledger(settings.ledger_url, endpoint=settings.aws_endpoint)
     return LakeStatus(files=ledger.records(), runs=ledger.runs(runs))
