@@ -187,6 +187,7 @@ def test_query_views(lake: Lake, tmp_path: Path) -> None:
     assert out.exit_code == 0, out.output
     assert out.output.splitlines() == ["reason,source_line", "unknown_track,3"]
     empty = tmp_path / "empty"
+    assert runner.invoke(app, ["init", "--lake", str(empty)]).exit_code == 0
     out = runner.invoke(
         app,
         ["query", "--lake", str(empty), "--format", "json", "SELECT count(*) AS n FROM streams"],

@@ -8,8 +8,10 @@ import pytest
 from typer.testing import CliRunner
 
 import music_etl
+from music_etl.adapters.storage.local import LocalStorage
 from music_etl.cli.app import app
 from music_etl.errors import ConfigError, Retryable, Terminal
+from music_etl.pipeline.lake import mark_lake
 from music_etl.settings import load_settings
 
 runner = CliRunner()
@@ -58,6 +60,7 @@ def test_a_folder_that_is_not_a_lake_is_refused_before_anything_is_written(
 
 
 def test_bad_query_is_a_clean_error(tmp_path: Path) -> None:
+    mark_lake(LocalStorage(tmp_path))
     result = runner.invoke(app, ["query", "--lake", str(tmp_path), "SELECT nope FROM top_genres"])
     assert result.exit_code == 2
     assert "Query failed" in result.output

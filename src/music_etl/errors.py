@@ -29,6 +29,20 @@ class StorageError(Terminal):
     """The lake cannot be read or written as asked."""
 
 
+class UnreadableFile(StorageError):
+    """A derived lake file (validated/, processed/, bad-records/) cannot be read.
+
+    Derived files are a pure function of the archive, so `rebuild` recreates them.
+    """
+
+    def __init__(self, key: str, lake: str) -> None:
+        super().__init__(
+            f"Cannot read {key} in the lake {lake} (truncated or corrupt Parquet): "
+            f"`music-etl rebuild --lake {lake}` recreates it from the archive."
+        )
+        self.key = key
+
+
 class NotALake(ConfigError):
     """The lake path names no lake (a typo, or a folder `init` never made a lake)."""
 

@@ -75,8 +75,15 @@ class LakeStatus:
 
 
 def lake_status(settings: Settings, *, runs: int = 10) -> LakeStatus:
-    """Every file record, the latest runs and the landing zone's entries not yet taken."""
+    """Every file record, the latest runs and the landing zone's entries not yet taken.
+
+    Raises `NotALake` for a local path that names no lake, before the ledger (kept
+    in `<lake>/_state/` by default) is opened: a mistyped path gets nothing created.
+    An S3 lake keeps its ledger in DynamoDB, and `aws init` leaves its prefix empty.
+    """
     storage = open_storage(settings.lake, endpoint=settings.aws_endpoint)
+    if not settings.lake.startswith("s3://"):
+        require_lake(storage, adopt=False)
     ledger = open_ledger(
         settings.ledger_url, endpoint=settings.aws_endpoint, busy_seconds=settings.lock_wait_seconds
     )

@@ -1,14 +1,23 @@
-"""`query`: SQL over the lake with DuckDB, the local stand-in for Athena."""
+"""`query`: read-only SQL over the lake with DuckDB, the local stand-in for Athena.
+
+The connection is sandboxed before any SQL of the user's runs: DuckDB may open only
+the lake's Parquet files that the views name (`allowed_paths`), nothing else on the
+machine or the network (`enable_external_access = false`), installs and loads no
+extension, and the configuration is locked so a `SET` cannot undo any of it. Only a
+single read statement (`SELECT`, `WITH`, `FROM`, `DESCRIBE`, `EXPLAIN`, …) is run.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from music_etl.adapters.storage.local import LocalStorage
-from music_etl.errors import ConfigError, Terminal
+from music_etl.errors import ConfigError, Terminal, UnreadableFile
 from music_etl.logic import layout
 from music_etl.logic.contract import OUTPUT_TABLES, STREAMS, VALID_STREAM_COLUMNS
+from music_etl.pipeline.lake import require_lake
 
 if TYPE_CHECKING:
     import duckdb
@@ -22,6 +31,9 @@ VIEWS: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     **{name: (f"{layout.PROCESSED}{name}/", cols) for name, cols in OUTPUT_TABLES.items()},
 }
+#: DuckDB's glob characters; each becomes a one-character class so it matches only itself.
+_GLOB = re.compile(r"([*?\[])")
+_READ_ONLY = "query is read-only: it runs one SELECT (or WITH, DESCRIBE, EXPLAIN)"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,7 +45,10 @@ class QueryResult:
 
 
 def connect_lake(lake: str) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with one view per lake table."""
+    """An in-memory, locked-down DuckDB with one view per lake table.
+
+    Raises `NotALake` when `lake` names no lake; nothing is written to it.
+    """
     if lake.startswith("s3://"):
         raise ConfigError(
             "query over an S3 lake is not available yet: use Athena, or a local copy of the lake."
@@ -41,14 +56,23 @@ def connect_lake(lake: str) -> duckdb.DuckDBPyConnection:
     import duckdb
 
     storage = LocalStorage(lake)
-    conn = duckdb.connect()
-    for name, (prefix, columns) in VIEWS.items():
-        conn.execute(_view_sql(storage, name, prefix, columns))
+    require_lake(storage, adopt=False)
+    files = {name: _parquet_files(storage, prefix) for name, (prefix, _) in VIEWS.items()}
+    conn = duckdb.connect(
+        ":memory:",
+        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
+    )
+    _lock_down(conn, [path for paths in files.values() for path in paths])
+    for name, (_, columns) in VIEWS.items():
+        _create_view(conn, storage, name, files[name], columns)
     return conn
 
 
 def query(lake: str, sql: str) -> QueryResult:
-    """Run `sql` against the lake's views.
+    """Run one read statement `sql` against the lake's views.
+
+    Raises `Terminal` for an empty or non-read statement and a failing query, and
+    `StorageError` naming the file when a lake file cannot be read.
 
     Example:
         >>> query("./lake", "SELECT genre FROM top_genres WHERE rank = 1")  # doctest: +SKIP
@@ -56,20 +80,99 @@ def query(lake: str, sql: str) -> QueryResult:
     import duckdb
 
     conn = connect_lake(lake)
+    statement = _read_statement(conn, sql)
     try:
-        cursor = conn.execute(sql)
+        table = conn.execute(statement).to_arrow_table()
+    except duckdb.Error as exc:
+        raise _query_error(exc, LocalStorage(lake).root) from exc
+    # Through Arrow, time-zone-aware timestamps become datetimes in UTC without pytz.
+    rows = [tuple(row.values()) for row in table.to_pylist()]
+    return QueryResult(columns=table.column_names, rows=rows)
+
+
+def _parquet_files(storage: LocalStorage, prefix: str) -> list[str]:
+    """Absolute paths of the regular Parquet files under `prefix`, in key order."""
+    return [
+        str(storage.path(info.key).absolute())
+        for info in storage.list(prefix)
+        if info.key.endswith(".parquet")
+    ]
+
+
+def _lock_down(conn: duckdb.DuckDBPyConnection, paths: list[str]) -> None:
+    """Allow reading exactly `paths`, nothing else, and lock the configuration.
+
+    DuckDB checks both the pattern a reader is given and each file it expands to,
+    so each path is allowed both literally and in its glob-escaped spelling.
+    """
+    allowed = sorted({*paths, *(_literal(path) for path in paths)})
+    conn.execute("SET allowed_paths = ?", [allowed])
+    conn.execute("SET TimeZone = 'UTC'")
+    conn.execute("SET enable_external_access = false")
+    conn.execute("SET lock_configuration = true")
+
+
+def _create_view(
+    conn: duckdb.DuckDBPyConnection,
+    storage: LocalStorage,
+    name: str,
+    paths: list[str],
+    columns: tuple[str, ...],
+) -> None:
+    import duckdb
+
+    if not paths:
+        empty = ", ".join(f"NULL::VARCHAR AS {c}" for c in columns)
+        conn.execute(f"CREATE VIEW {name} AS SELECT {empty} WHERE false")
+        return
+    listed = ", ".join("'" + _literal(path).replace("'", "''") + "'" for path in paths)
+    try:
+        conn.execute(
+            f"CREATE VIEW {name} AS SELECT {', '.join(columns)} FROM read_parquet([{listed}], "
+            "hive_partitioning = true, union_by_name = true)"
+        )
+    except duckdb.Error as exc:
+        raise _query_error(exc, storage.root) from exc
+
+
+def _literal(path: str) -> str:
+    """`path` as a DuckDB glob pattern that matches only `path` itself.
+
+    >>> _literal("/data/lake[1]/a*.parquet")
+    '/data/lake[[]1]/a[*].parquet'
+    """
+    return _GLOB.sub(r"[\1]", path)
+
+
+def _read_statement(conn: duckdb.DuckDBPyConnection, sql: str) -> duckdb.Statement:
+    """The one statement of `sql`, if it is a read; otherwise a one-line `Terminal`."""
+    import duckdb
+
+    try:
+        statements = conn.extract_statements(sql)
     except duckdb.Error as exc:
         raise Terminal(f"Query failed: {exc}".splitlines()[0]) from exc
-    columns = [d[0] for d in cursor.description or []]
-    return QueryResult(columns=columns, rows=cursor.fetchall())
+    if not statements:
+        raise Terminal(
+            'query needs one SQL statement, e.g. music-etl query "SELECT * FROM top_genres".'
+        )
+    if len(statements) > 1:
+        raise Terminal(f"{_READ_ONLY}, not {len(statements)} statements at once.")
+    reads = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+    statement = statements[0]
+    if statement.type not in reads:
+        raise Terminal(f"{_READ_ONLY}; {statement.type.name} is not allowed.")
+    return statement
 
 
-def _view_sql(storage: LocalStorage, name: str, prefix: str, columns: tuple[str, ...]) -> str:
-    if not any(info.key.endswith(".parquet") for info in storage.list(prefix)):
-        empty = ", ".join(f"NULL::VARCHAR AS {c}" for c in columns)
-        return f"CREATE VIEW {name} AS SELECT {empty} WHERE false"
-    pattern = str(storage.path(prefix)).replace("'", "''") + "/**/*.parquet"
-    return (
-        f"CREATE VIEW {name} AS SELECT {', '.join(columns)} FROM read_parquet('{pattern}', "
-        "hive_partitioning = true, union_by_name = true)"
-    )
+def _query_error(exc: Exception, root: str) -> Terminal:
+    """`StorageError` naming a lake file DuckDB could not read, else `Query failed: …`."""
+    import duckdb
+
+    message = str(exc).splitlines()[0]
+    match = re.search(r"""["']([^"']+\.parquet)["']""", message)
+    if match and match.group(1).startswith(root + "/"):
+        return UnreadableFile(match.group(1)[len(root) + 1 :], root)
+    if isinstance(exc, duckdb.PermissionException):
+        return Terminal(f"query reads only the lake's views ({', '.join(VIEWS)}): {message}")
+    return Terminal(f"Query failed: {message}")

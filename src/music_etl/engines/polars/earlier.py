@@ -8,7 +8,7 @@ from datetime import date
 import polars as pl
 
 from music_etl.adapters.storage.base import Storage
-from music_etl.engines.polars.io import day_chunks, local_paths
+from music_etl.engines.polars.io import day_chunks, read_parquet
 
 KEY_COLUMNS = ("user_id", "track_id", "listen_time")
 #: Rows kept in memory between the duplicate check and the recomputation (~40 B a row).
@@ -47,8 +47,7 @@ class EarlierRows:
     def _read(self, keys: list[str]) -> pl.DataFrame:
         if not keys:
             return pl.DataFrame(schema=_EMPTY_SCHEMA)
-        with local_paths(self.storage, keys) as paths:
-            return pl.read_parquet(paths, columns=list(KEY_COLUMNS))
+        return read_parquet(self.storage, keys, KEY_COLUMNS)
 
     def _remember(self, by_day: dict[date, pl.DataFrame]) -> None:
         rows = sum(frame.height for frame in by_day.values())

@@ -22,6 +22,7 @@ from music_etl.engines.polars import transform
 from music_etl.engines.polars.earlier import EarlierRows
 from music_etl.engines.polars.io import (
     local_paths,
+    read_parquet,
     read_raw,
     write_all,
     write_parquet,
@@ -94,8 +95,7 @@ class PolarsEngine:
         earlier = fresh.earlier if fresh else None
         if earlier is None:
             earlier = EarlierRows(self.storage, fresh.sids if fresh else ())
-        with local_paths(self.storage, [_songs_key()]) as (songs_path,):
-            songs = pl.read_parquet(songs_path)
+        songs = read_parquet(self.storage, [_songs_key()])
         rows: dict[str, list[dict[str, Any]]] = {name: [] for name in OUTPUTS}
         for chunk_days, others in earlier.chunks(days):
             # Rows grouped by date: the aggregations run twice as fast as on file order.

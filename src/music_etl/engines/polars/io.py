@@ -13,6 +13,7 @@ import polars as pl
 
 from music_etl.adapters.storage.base import ObjectInfo, Storage
 from music_etl.engines.outcomes import FIRST_DATA_LINE, LINE, ORDER, FileRejected
+from music_etl.errors import StorageError, UnreadableFile
 from music_etl.logic import layout
 from music_etl.logic.checks import missing_columns, normalize_header
 from music_etl.logic.contract import MISSING_COLUMN, UNREADABLE_FILE, DatasetContract
@@ -30,6 +31,7 @@ def read_raw(path: str, contract: DatasetContract, order: int) -> pl.DataFrame:
     try:
         frame = pl.scan_csv(
             path,
+            glob=False,
             infer_schema=False,
             encoding="utf8-lossy",
             truncate_ragged_lines=True,
@@ -59,6 +61,44 @@ def local_paths(storage: Storage, keys: Sequence[str]) -> Iterator[list[str]]:
     """Local paths holding each key's bytes for as long as the block runs."""
     with ExitStack() as stack:
         yield [str(stack.enter_context(storage.local_copy(key))) for key in keys]
+
+
+def read_parquet(
+    storage: Storage, keys: Sequence[str], columns: Sequence[str] | None = None
+) -> pl.DataFrame:
+    """The rows of the lake's Parquet files `keys` (or of their `columns`) as one frame.
+
+    Raises `UnreadableFile` naming the file when one is truncated or corrupt.
+    """
+    with local_paths(storage, keys) as paths:
+        try:
+            return pl.read_parquet(paths, columns=_columns(columns), glob=False)
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            culprit = _unreadable(keys, paths, columns)
+            if culprit is None:
+                message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                detail = f"{len(keys)} file(s) from {keys[0]} on cannot be read together"
+                raise StorageError(
+                    f"{detail} ({message}): `music-etl rebuild --lake {storage.root}` "
+                    "recreates them from the archive."
+                ) from exc
+            raise UnreadableFile(culprit, storage.root) from exc
+
+
+def _columns(columns: Sequence[str] | None) -> list[str] | None:
+    return None if columns is None else list(columns)
+
+
+def _unreadable(
+    keys: Sequence[str], paths: Sequence[str], columns: Sequence[str] | None
+) -> str | None:
+    """The first of `keys` that cannot be read on its own (only on the error path)."""
+    for key, path in zip(keys, paths, strict=True):
+        try:
+            pl.read_parquet(path, columns=_columns(columns), glob=False)
+        except (pl.exceptions.PolarsError, OSError):
+            return key
+    return None
 
 
 def write_parquet(storage: Storage, key: str, frame: pl.DataFrame) -> None:

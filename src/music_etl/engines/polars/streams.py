@@ -12,7 +12,7 @@ from music_etl.adapters.storage.base import Storage
 from music_etl.engines.base import Outcome, Source, StreamBatch
 from music_etl.engines.outcomes import LINE, ORDER, REASON, outcome, too_many_bad
 from music_etl.engines.polars.earlier import KEY_COLUMNS, EarlierRows
-from music_etl.engines.polars.io import local_paths, write_all
+from music_etl.engines.polars.io import read_parquet, write_all
 from music_etl.engines.polars.rules import RuleContext, present_in
 from music_etl.engines.polars.validate import (
     Judged,
@@ -87,8 +87,7 @@ def stream_context(storage: Storage, batch: StreamBatch) -> RuleContext:
     references = {}
     for contract, column in ((SONGS, "track_id"), (USERS, "user_id")):
         key = layout.validated_dimension_key(contract.name)
-        with local_paths(storage, [key]) as (path,):
-            references[contract.name] = pl.read_parquet(path, columns=[column]).unique()
+        references[contract.name] = read_parquet(storage, [key], [column]).unique()
     return RuleContext(references=references, clock=batch.clock)
 
 
