@@ -57,6 +57,7 @@ def init(
     )
     if report.bucket_created:
         render.console.print(f"Created the bucket {report.bucket_created}.")
+    _mark_lake(settings)
     for table in report.tables:
         state = "created" if table in report.created else "exists"
         render.console.print(f"{table}: {state}, active")
@@ -71,3 +72,20 @@ def status(lake: Lake = None, config: Config = None) -> None:
     from music_etl.pipeline.lake import lake_status
 
     render.status(render.guard(lambda: lake_status(_settings(lake, config))))
+
+
+def _mark_lake(settings: Settings) -> None:
+    """Make the S3 prefix a lake (its marker), when its bucket is there already."""
+    from music_etl.adapters.storage import open_storage
+    from music_etl.errors import StorageError
+    from music_etl.pipeline.lake import mark_lake
+
+    if not settings.lake.startswith("s3://"):
+        return
+    try:
+        mark_lake(open_storage(settings.lake, endpoint=settings.aws_endpoint))
+    except StorageError:
+        render.errors.print(
+            f"note: {settings.lake} is not writable yet (no bucket?); "
+            "`music-etl generate` or your first upload makes it a lake."
+        )
