@@ -112,23 +112,29 @@ class S3Storage:
         return str(stored or head["ETag"].strip('"'))
 
     def move(self, src: str, dst: str) -> None:
-        """Copy `src` to `dst` (replacing it), then delete `src`."""
+        """Copy `src` to `dst` (replacing it), then delete `src` if nobody replaced it since.
+
+        The copy is of the very object looked at (`CopySourceIfMatch`), and `src` is
+        deleted only while it is still that object: an upload that lands meanwhile stays.
+        """
         head = self._head(src)
         if head is None:
             raise StorageError(f"{src} is not in the lake {self.root}: nothing to move.")
         source = {"Bucket": self.bucket, "Key": self._key(src)}
         # A fresh checksum: a multipart source's composite one does not describe the copy.
-        checksum = {"ChecksumAlgorithm": "CRC32"}
+        options = {"ChecksumAlgorithm": "CRC32", "CopySourceIfMatch": head["ETag"]}
         with translated(f"Moving {self.uri(src)} to {self.uri(dst)}", terminal=StorageError):
             if int(head["ContentLength"]) < _SINGLE_COPY_LIMIT:
                 self.client.copy_object(
-                    CopySource=source, Bucket=self.bucket, Key=self._key(dst), **checksum
+                    CopySource=source, Bucket=self.bucket, Key=self._key(dst), **options
                 )
             else:
                 self.client.copy(
-                    source, self.bucket, self._key(dst), checksum, Config=_transfer_config()
+                    source, self.bucket, self._key(dst), options, Config=_transfer_config()
                 )
-        self.delete(src)
+        now = self._head(src)
+        if now is not None and now["ETag"] == head["ETag"]:
+            self.delete(src)
 
     def delete(self, key: str) -> None:
         """Remove `key`; a missing key is not an error."""
