@@ -164,7 +164,14 @@ def lake_state(storage: Storage, serving: ServingStore, ledger: Ledger) -> dict[
             files[info.key] = _parquet_rows(data) if info.key.endswith(".parquet") else data
     return {
         "files": files,
-        "archive": {i.key: storage.content_hash(i.key) for i in storage.list("archive/")},
+        "archive": {
+            i.key: storage.content_hash(i.key) for i in storage.list(layout.ARCHIVE_STREAMS)
+        },
+        "history": {
+            i.key: storage.content_hash(i.key)
+            for prefix in (layout.ARCHIVE_VERSIONS, layout.ARCHIVE_MANIFEST)
+            for i in storage.list(prefix)
+        },
         "raw_streams": [i.key for i in storage.list(layout.RAW_STREAMS)],
         "serving": {name: typed(serving.scan(name)) for name in SERVING_KEYS},
         "ledger": {r.file_key: _record_fields(r) for r in ledger.records()},

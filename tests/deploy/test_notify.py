@@ -235,7 +235,7 @@ def test_an_error_that_stops_the_run_reaches_the_webhook(lake: Lake) -> None:
         run(lake.settings(notifier=hook.url, lock_wait_seconds=0))
     [message] = hook.received
     lines = message["text"].splitlines()
-    assert lines[0] == f"*music-etl: run failed in {lake.root}*"
+    assert lines[0].startswith("*music-etl: run failed in ")  # the subject is cut at 100
     assert lines[1].startswith("LockHeld: Another run holds the lock on")
     assert lines[2].startswith("Retry later")
     assert (lake.root / "raw/streams/good.csv").exists()

@@ -56,11 +56,15 @@ def replay_plan(components: Components) -> tuple[list[Pending], list[str]]:
     }
     plan: list[Pending] = []
     missing: list[str] = []
+    replayed: dict[str, str] = {}
     for version in versions(storage):
         where = locate(storage, version)
         if where is None:
             missing.append(f"{version.file_key} (content {version.content_hash[:12]})")
             continue
+        if replayed.get(version.file_key) == version.content_hash:
+            continue  # the version between them is missing: nothing changes
+        replayed[version.file_key] = version.content_hash
         plan.append(
             Pending(
                 key=where,
