@@ -29,6 +29,10 @@ from music_etl.pipeline.run import run
 from test_conformance import ENGINES, spark  # noqa: F401 - the session's Spark fixture
 from test_edge_matrix import stream_file
 
+#: PySpark's `collect` leaves its result socket to the garbage collector.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning"
+)
 MUSIC_ETL = str(Path(sys.executable).parent / "music-etl")
 KEY = layout.RAW_STREAMS + "a.csv"
 SID = layout.source_id(KEY)
