@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import NOW, Lake
+from deploy.webhook_server import webhook_server
 from lake_snapshot import parquet_files, serving_items, state_diff
 from music_etl.adapters.ledger.sqlite import SQLiteLedger
 from music_etl.logic import layout
@@ -203,8 +204,8 @@ SUMMARY = re.compile(
 )
 
 
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MUSIC_ETL_NOW": NOW, "COLUMNS": "250", "NO_COLOR": "1"}
+def cli(*args: str, **env_vars: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MUSIC_ETL_NOW": NOW, "COLUMNS": "250", "NO_COLOR": "1", **env_vars}
     return subprocess.run(
         [MUSIC_ETL, *args], capture_output=True, text=True, env=env, timeout=120, check=False
     )
@@ -227,7 +228,8 @@ def test_cli_totals_agree_with_ledger_and_bad_records(lake: Lake) -> None:
     lake.put_raw("b-loaded.csv", LOADED.replace(b"2024-06-25", b"2024-06-24"))
     lake.put_raw("c-missing-column.csv", MISSING_COLUMN)
 
-    ran = cli("run", "--lake", str(lake.root))
+    with webhook_server() as hook:
+        ran = cli("run", "--lake", str(lake.root), MUSIC_ETL_NOTIFIER=hook.url)
     assert ran.returncode == 1, ran.stdout + ran.stderr
     status = cli("status", "--lake", str(lake.root))
     assert status.returncode == 0, status.stderr
@@ -257,6 +259,13 @@ def test_cli_totals_agree_with_ledger_and_bad_records(lake: Lake) -> None:
     assert per_file == {
         r.file_key: [str(r.rows_in), str(r.rows_valid), str(r.rows_bad)] for r in records
     }
+
+    [message] = hook.received
+    for r in records:
+        if r.status == "failed" and r.rows_in:
+            counts = f"{r.rows_in} rows in, {r.rows_valid} valid, {r.rows_bad} bad"
+            assert f"- {r.file_key}: {r.error} (" in message["text"]
+            assert counts in message["text"]
 
     assert (runs.rows_in, runs.rows_valid, runs.rows_bad) == (rows_in, valid, bad)
     (run_row,) = table_rows(status.stdout, "Recent runs")
