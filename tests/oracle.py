@@ -286,8 +286,8 @@ class OracleResult:
 
     @property
     def bad(self) -> list[BadRow]:
-        """Rejected rows of the files that loaded."""
-        return [row for f in self.files if f.status == "done" for row in f.bad]
+        """Rejected rows of every file, those of files rejected whole included."""
+        return [row for f in self.files for row in f.bad]
 
     @property
     def days(self) -> list[str]:

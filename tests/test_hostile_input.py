@@ -30,10 +30,10 @@ GOOD_LINES = [f"{u},t{1 + u % 4},2024-06-25 {u:02d}:00:00" for u in range(1, 20)
 GOOD = stream_file(*GOOD_LINES)
 
 
-def files_of(root: Path, prefix: str, key: str) -> list[Path]:
-    """Parquet files under `prefix` named by the source id of `key`."""
+def files_of(root: Path, prefix: str, key: str, suffix: str = ".parquet") -> list[Path]:
+    """Parquet files under `prefix` named by the source id of `key` (and `suffix`)."""
     sid = layout.source_id(key)
-    return sorted(root.glob(f"{prefix}/**/{sid}.parquet"))
+    return sorted(root.glob(f"{prefix}/**/{sid}{suffix}"))
 
 
 def check_no_loss(lake: Lake, report: RunReport) -> None:
@@ -57,6 +57,10 @@ def check_no_loss(lake: Lake, report: RunReport) -> None:
                 assert result.status == "failed" and result.error, result
                 assert lake.storage.exists(result.key) and not lake.storage.exists(archived)
                 assert valid_files == [] and bad_files == [], "a rejected file loads nothing"
+                rejected = files_of(
+                    lake.root, "bad-records/streams", result.key, layout.REJECTED_SUFFIX
+                )
+                assert sum(pq.read_metadata(p).num_rows for p in rejected) == result.rows_bad
     finally:
         ledger.close()
 

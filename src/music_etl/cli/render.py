@@ -6,7 +6,6 @@ import json
 import os
 import sqlite3
 import traceback
-from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TypeVar
 
@@ -128,7 +127,7 @@ def run_summary(report: RunReport) -> None:
         table.add_column(
             column,
             justify="right" if column in {"rows in", "valid", "bad", "days"} else "left",
-            overflow="fold" if column == "note" else "ellipsis",  # a note names a file in full
+            overflow="fold" if column in {"file", "note"} else "ellipsis",  # names stay whole
         )
     for f in report.files:
         note = f.error + (f": {f.message}" if f.message else "")
@@ -143,19 +142,21 @@ def run_summary(report: RunReport) -> None:
         )
     if report.files:
         console.print(table)
-    reasons: Counter[str] = Counter()
-    for f in report.processed:
-        reasons.update(f.bad_by_reason)
-    rows_in = sum(f.rows_in for f in report.files)
+    totals = report.totals
     processed, failed = len(report.processed), len(report.failed)
     console.print(
         f"[bold]{processed}[/] file(s) processed, [bold]{failed}[/] failed; "
-        f"{rows_in:,} rows in, {sum(f.rows_valid for f in report.processed):,} valid, "
-        f"{sum(reasons.values()):,} bad; {len(report.days)} day(s) recomputed."
+        f"{totals.rows_in:,} rows in, {totals.valid:,} valid ({totals.loaded:,} loaded), "
+        f"{totals.bad:,} bad; {len(report.days)} day(s) recomputed."
     )
-    if reasons:
+    if totals.valid > totals.loaded:
         console.print(
-            "Bad rows by reason: " + ", ".join(f"{r} {n:,}" for r, n in sorted(reasons.items()))
+            f"Valid rows of rejected files, not loaded: {totals.valid - totals.loaded:,}."
+        )
+    if totals.bad_by_reason:
+        console.print(
+            "Bad rows by reason: "
+            + ", ".join(f"{r} {n:,}" for r, n in totals.bad_by_reason.items())
         )
     if not report.files:
         console.print("Nothing new in raw/streams/.")

@@ -52,7 +52,11 @@ def rejected(source: Source, error: FileRejected) -> Outcome:
 
 
 def too_many_bad(result: Outcome, threshold: float) -> Outcome:
-    """`result` turned into a `too_many_bad_rows` rejection: its counts stay, no day is loaded."""
+    """`result` turned into a `too_many_bad_rows` rejection: its counts stay, no day is loaded.
+
+    Its bad rows are written all the same (at `layout.rejected_bad_records_key`);
+    `rows_valid` counts the rows that passed every rule but were not loaded.
+    """
     share = result.rows_bad / result.rows_in
     return Outcome(
         original_key=result.original_key,

@@ -17,6 +17,8 @@ ARCHIVE_MANIFEST = "archive/manifest/"
 VALIDATED_STREAMS = "validated/streams/"
 BAD_RECORDS = "bad-records/"
 PROCESSED = "processed/"
+#: How the bad records of a rejected file version end (`rejected_bad_records_key`).
+REJECTED_SUFFIX = ".rejected.parquet"
 #: The object that makes a folder or S3 prefix a lake (`init` and `generate` write it).
 LAKE_MARKER = "_state/lake.json"
 #: Top-level prefixes that hold derived state (recreated by `rebuild`).
@@ -105,6 +107,19 @@ def validated_stream_key(day: date, sid: str) -> str:
 def bad_records_key(dataset: str, reason: str, sid: str) -> str:
     """The rejected rows of one source with one reason."""
     return f"{BAD_RECORDS}{dataset}/{reason}/{sid}.parquet"
+
+
+def rejected_bad_records_key(dataset: str, reason: str, sid: str) -> str:
+    """The bad rows with one reason of a source version rejected by the bad-row threshold.
+
+    Beside, never over, the bad records of the key's earlier loaded version, which
+    stay valid while that version's rows stay loaded. A source id ends in its
+    digest, so no other source's key can end in `.rejected.parquet`.
+
+    >>> rejected_bad_records_key("streams", "unknown_track", "streams1-9c1ed577")
+    'bad-records/streams/unknown_track/streams1-9c1ed577.rejected.parquet'
+    """
+    return f"{BAD_RECORDS}{dataset}/{reason}/{sid}{REJECTED_SUFFIX}"
 
 
 def processed_key(table: str, day: date) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 
@@ -161,19 +161,26 @@ def _settle(
     """Remove what the file's earlier version (or an interrupted attempt) left behind.
 
     Returns the days to recompute and the days whose valid rows of this file remain.
-    A rejected new version leaves the earlier version's rows loaded. Rejection is
-    decided by the content alone, so an interrupted attempt on the same content was
-    rejected too and wrote nothing.
+    A rejected new version leaves the earlier version's rows (and their bad records)
+    loaded. Rejection is decided by the content alone, so an interrupted attempt on
+    the same content was rejected too and wrote only the same rejected bad records.
+    A rejected version's bad records stay while its bytes are the key's latest: they
+    go once another version of the key is processed.
     """
     before = tuple(previous.days) if previous else ()
     interrupted = _interrupted(previous)
     same_attempt = previous is not None and previous.content_hash == pending.content_hash
-    if outcome.file_error and (not interrupted or same_attempt):
-        return set(), before
     components = job.components
     sid = layout.source_id(pending.key)
+    if previous is not None and previous.status != DONE:
+        # Only a rejected or interrupted version can have left rejected bad records.
+        rejected = outcome.bad_by_reason if outcome.file_error else {}
+        _delete_bad_records(components, sid, keep=rejected, key_of=layout.rejected_bad_records_key)
+    if outcome.file_error and (not interrupted or same_attempt):
+        return set(), before
     dropped = _drop_day_files(components, sid, before, keep=outcome.days, scan=interrupted)
-    _delete_bad_records(components, sid, keep=outcome.bad_by_reason)
+    loaded = {} if outcome.file_error else outcome.bad_by_reason
+    _delete_bad_records(components, sid, keep=loaded, key_of=layout.bad_records_key)
     days = set(before) | dropped | set(outcome.days)
     record = _record(pending, outcome, job.owner, status=CLAIMED, days=tuple(sorted(days)))
     components.ledger.save(record)
@@ -242,9 +249,12 @@ def _interrupted(previous: FileRecord | None) -> bool:
     return previous is not None and (previous.status == CLAIMED or previous.retryable)
 
 
-def _delete_bad_records(components: Components, sid: str, keep: Iterable[str]) -> None:
+def _delete_bad_records(
+    components: Components, sid: str, keep: Iterable[str], key_of: Callable[[str, str, str], str]
+) -> None:
+    """Delete the source's bad records at `key_of` keys, but for the reasons in `keep`."""
     for reason in set(STREAMS.reasons) - set(keep):
-        components.storage.delete(layout.bad_records_key(STREAMS.name, reason, sid))
+        components.storage.delete(key_of(STREAMS.name, reason, sid))
 
 
 def _record(

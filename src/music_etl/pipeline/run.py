@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,6 +49,42 @@ class RunReport:
     def processed(self) -> list[FileResult]:
         """Files validated and loaded."""
         return [f for f in self.files if f.status == DONE]
+
+    @property
+    def totals(self) -> Totals:
+        """The run's row counts, the one set every report of the run shows."""
+        return Totals.of(self.files)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Totals:
+    """Row counts over every file of a run, rejected files included.
+
+    `valid` rows passed every row rule; those of files rejected whole (over the
+    bad-row threshold) were not loaded, so `loaded` counts the valid rows of the
+    files that loaded. Every row is valid or bad: `rows_in == valid + bad`, and
+    every bad row is in `bad-records/`.
+    """
+
+    rows_in: int
+    valid: int
+    loaded: int
+    bad: int
+    bad_by_reason: dict[str, int]
+
+    @classmethod
+    def of(cls, files: Sequence[FileResult]) -> Totals:
+        """The totals of `files`."""
+        reasons: Counter[str] = Counter()
+        for f in files:
+            reasons.update(f.bad_by_reason)
+        return cls(
+            rows_in=sum(f.rows_in for f in files),
+            valid=sum(f.rows_valid for f in files),
+            loaded=sum(f.rows_valid for f in files if f.status == DONE),
+            bad=reasons.total(),
+            bad_by_reason=dict(sorted(reasons.items())),
+        )
 
 
 def run(
@@ -217,9 +254,9 @@ def _run_record(report: RunReport) -> RunRecord:
         started=report.started,
         finished=report.finished,
         files=len(report.files),
-        rows_in=sum(f.rows_in for f in report.files),
-        rows_valid=sum(f.rows_valid for f in report.processed),
-        rows_bad=sum(f.rows_bad for f in report.processed),
+        rows_in=report.totals.rows_in,
+        rows_valid=report.totals.valid,
+        rows_bad=report.totals.bad,
         days=len(report.days),
         status="failed" if report.failed else "ok",
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -56,11 +56,10 @@ def validate_batch(storage: Storage, batch: StreamBatch, raws: list[pl.DataFrame
     frame, failed = _judge_with_threshold(judged, batch, earlier)
     del judged
     counts = counts_by_file(frame)
-    loaded = frame.filter(~pl.col(ORDER).is_in(failed)) if failed else frame
+    # Bad records first (rejected files' too): then the raw values, kept for them alone, can go.
+    write_bad(storage, STREAMS, batch.sources, bad_rows(frame, STREAMS), rejected=failed)
+    loaded = without_raw(frame.filter(~pl.col(ORDER).is_in(failed)) if failed else frame)
     del frame
-    # Bad records first: then the raw values, kept for them alone, can go.
-    write_bad(storage, STREAMS, batch.sources, bad_rows(loaded, STREAMS))
-    loaded = without_raw(loaded)
     valid = valid_rows(loaded, STREAMS)
     del loaded
     files = _by_file(valid.with_columns(pl.col("listen_time").dt.date().alias("listen_date")))
@@ -92,19 +91,28 @@ def stream_context(storage: Storage, batch: StreamBatch) -> RuleContext:
 
 
 def write_bad(
-    storage: Storage, contract: DatasetContract, sources: Sequence[Source], bad: pl.DataFrame
+    storage: Storage,
+    contract: DatasetContract,
+    sources: Sequence[Source],
+    bad: pl.DataFrame,
+    rejected: Collection[int] = (),
 ) -> None:
-    """One file per (source, reason) with the raw values, reason and line."""
+    """One file per (source, reason) with the raw values, reason and line.
+
+    Sources whose order is in `rejected` (over the bad-row threshold) get their own
+    keys, apart from the bad records of an earlier, loaded version of the same key.
+    """
     parts = []
     for (order, reason), part in bad.partition_by(ORDER, REASON, as_dict=True).items():
         source = sources[order]
+        key_of = layout.rejected_bad_records_key if order in rejected else layout.bad_records_key
         rows = part.select(
             *contract.columns,
             REASON,
             pl.lit(source.original_key).alias("source_file"),
             pl.col(LINE).alias("source_line"),
         )
-        parts.append((layout.bad_records_key(contract.name, str(reason), source.sid), rows))
+        parts.append((key_of(contract.name, str(reason), source.sid), rows))
     write_all(storage, parts)
 
 

@@ -140,6 +140,9 @@ class SparkEngine:
                     over = _over_threshold(counts, batch.threshold)
                     if not over:
                         return self._write_streams(batch, frame, counts | rejected_counts, failed)
+                    # Its bad rows as judged in this pass: the ones its outcome counts.
+                    rows = bad_rows(frame.where(F.col(ORDER) == over[0]), STREAMS)
+                    self._write_bad(STREAMS, batch.sources, rows, rejected=True)
                 failed.append(over[0])
                 rejected_counts[over[0]] = counts[over[0]]
 
@@ -232,8 +235,15 @@ class SparkEngine:
         )
 
     def _write_bad(
-        self, contract: DatasetContract, sources: Sequence[Source], bad: DataFrame
+        self,
+        contract: DatasetContract,
+        sources: Sequence[Source],
+        bad: DataFrame,
+        *,
+        rejected: bool = False,
     ) -> None:
+        """One file per (source, reason); rejected sources (over the threshold) apart."""
+        key = layout.rejected_bad_records_key if rejected else layout.bad_records_key
         files = bad.select(
             *contract.columns,
             REASON,
@@ -247,9 +257,7 @@ class SparkEngine:
             partition_by=(ORDER, _REASON_FOLDER),
             order_by=("source_line",),
             columns=(*contract.columns, *BAD_RECORD_COLUMNS),
-            key_of=lambda v: layout.bad_records_key(
-                contract.name, v[_REASON_FOLDER], sources[int(v[ORDER])].sid
-            ),
+            key_of=lambda v: key(contract.name, v[_REASON_FOLDER], sources[int(v[ORDER])].sid),
         )
 
     # ------------------------------------------------------------------ lake access
