@@ -285,3 +285,21 @@ def test_a_run_that_lost_the_lock_stops_before_the_next_batch(lake: Lake) -> Non
     statuses = {r.file_key: r.status for r in ledger.records()}
     assert statuses == {layout.RAW_STREAMS + "f0.csv": DONE}
     assert (lake.root / "raw/streams/f1.csv").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "engine",
+    ["polars", pytest.param("spark", marks=[pytest.mark.spark, pytest.mark.xdist_group("spark")])],
+)
+def test_hidden_landing_names_never_reach_either_engine(lake: Lake, engine: str) -> None:
+    streams = lake.root / "raw/streams"
+    streams.mkdir(parents=True, exist_ok=True)
+    (streams / "_SUCCESS.csv").write_text(HEADER + rows(0, 5))
+    (streams / ".in-flight.csv").write_text(HEADER + "garbage\n")
+    lake.put_raw("good.csv", (HEADER + rows(0, 25)).encode())
+    result = cli(lake, "run", "--engine", engine, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 file(s) processed, 0 failed" in " ".join(result.stdout.split())
+    assert loaded_rows(lake) == 25
+    assert (streams / "_SUCCESS.csv").exists() and (streams / ".in-flight.csv").exists()

@@ -107,3 +107,65 @@ def test_concurrent_runners_process_each_file_once(
     assert len(runs) == 3
     assert sum(r.files for r in runs) == SAMPLE["files"]
     assert sum(r.rows_in for r in runs) == SAMPLE["streams"]
+
+
+class _RewritingS3:
+    """S3 storage whose raw file is overwritten by an upload just before it is archived."""
+
+    def __init__(self, inner: Any, key: str, new: bytes) -> None:
+        self._inner, self._key, self._new, self.done = inner, key, new, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def move(self, src: str, dst: str) -> None:
+        if src == self._key and not self.done:
+            self.done = True
+            self._inner.write_bytes(src, self._new)
+        self._inner.move(src, dst)
+
+
+def test_an_upload_racing_the_archive_step_is_kept_and_taken_next(aws_lake: AwsLake) -> None:
+    from dataclasses import replace
+
+    from music_etl.logic import layout
+
+    storage = aws_lake.storage()
+    generate_sample(storage)
+    key = next(i.key for i in storage.list(layout.RAW_STREAMS))
+    new = b"user_id,track_id,listen_time\n"  # a corrected file: no rows at all
+    components = open_components(aws_lake.settings())
+    racing = _RewritingS3(components.storage, key, new)
+    report = run_with(replace(components, storage=racing), Silent())
+    assert racing.done
+    raced = next(f for f in report.files if f.key == key)
+    assert raced.status == DONE and "changed while it was processed" in raced.message
+    # The upload is neither lost nor archived under the validated version's manifest.
+    assert storage.read_bytes(key) == new
+    manifests = [i.key for i in storage.list(layout.ARCHIVE_MANIFEST)]
+    assert not any(layout.source_id(key) in m for m in manifests)
+
+    second = run(aws_lake.settings())
+    assert [(f.key, f.status) for f in second.files] == [(key, DONE)]
+    assert storage.read_bytes(layout.archive_key(key)) == new
+    assert not list(storage.list(layout.RAW_STREAMS))
+
+
+def test_a_prefix_that_is_not_a_lake_is_refused_before_anything_is_written(
+    aws_lake: AwsLake,
+) -> None:
+    env = {**os.environ, **aws_lake.env()}
+    empty = f"s3://{aws_lake.bucket}/no-such-lake"
+    result = subprocess.run(
+        [str(MUSIC_ETL), "run", "--lake", empty],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "is not a music-etl lake" in result.stderr
+    from music_etl.adapters.storage.s3 import S3Storage
+
+    assert list(S3Storage(empty, endpoint=aws_lake.endpoint).list("")) == []

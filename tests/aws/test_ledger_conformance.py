@@ -249,3 +249,28 @@ def test_mark_retryable_loses_to_a_claim_between_its_read_and_write(aws_lake: Aw
     assert claims == [True]
     record = claimed(ledger, "k")
     assert (record.owner, record.content_hash, record.retryable) == (runner, "h2", False)
+
+
+def test_unclaim_puts_the_previous_record_back_or_removes_a_new_one(ledger: Ledger) -> None:
+    owner = new_owner()
+    assert ledger.claim("raw/streams/new.csv", "h1", owner, 60)
+    ledger.unclaim("raw/streams/new.csv", owner, None)
+    assert ledger.get("raw/streams/new.csv") is None
+
+    first = new_owner()
+    assert ledger.claim("raw/streams/old.csv", "h1", first, 60)
+    done = replace(claimed(ledger, "raw/streams/old.csv"), status=DONE, rows_in=3)
+    ledger.save(done)
+    second = new_owner()
+    assert ledger.claim("raw/streams/old.csv", "h2", second, 60)
+    ledger.unclaim("raw/streams/old.csv", second, done)
+    back = ledger.get("raw/streams/old.csv")
+    assert back is not None
+    assert (back.status, back.content_hash, back.rows_in) == (DONE, "h1", 3)
+
+
+def test_unclaim_never_touches_a_claim_another_runner_holds(ledger: Ledger) -> None:
+    holder = new_owner()
+    assert ledger.claim("raw/streams/a.csv", "h1", holder, 60)
+    ledger.unclaim("raw/streams/a.csv", new_owner(), None)
+    assert claimed(ledger, "raw/streams/a.csv").owner == holder

@@ -127,7 +127,7 @@ def run_summary(report: RunReport) -> None:
         table.add_column(
             column,
             justify="right" if column in {"rows in", "valid", "bad", "days"} else "left",
-            overflow="fold" if column in {"file", "note"} else "ellipsis",  # names stay whole
+            overflow="fold" if column == "note" else "ellipsis",  # a note names a file in full
         )
     for f in report.files:
         note = f.error + (f": {f.message}" if f.message else "")

@@ -111,7 +111,7 @@ class LocalStorage:
     def _file(self, key: str) -> Path:
         path = self._regular(key)
         if path is None:
-            raise StorageError(f"{key} is not a file in the lake {self.root}.")
+            raise StorageError(f"{key} is not in the lake {self.root} (as a regular file).")
         return path
 
     def write_bytes(self, key: str, data: bytes) -> None:
