@@ -109,7 +109,7 @@ def run(lake: Lake = None, engine: Engine = None, config: Config = None) -> None
     """
     report = _run_with_progress(_settings(lake, engine, config))
     render.run_summary(report)
-    if report.failed:
+    if report.rejected_input:
         raise typer.Exit(EXIT_FAILED_FILES)
 
 
@@ -216,7 +216,7 @@ def rebuild(lake: Lake = None, engine: Engine = None, config: Config = None) -> 
     with render.RichProgress() as progress:
         report = render.guard(lambda: rebuild_lake(settings, progress))
     render.run_summary(report)
-    if report.failed:
+    if report.rejected_input:
         raise typer.Exit(EXIT_FAILED_FILES)
 
 

@@ -12,7 +12,7 @@ from music_etl.adapters.storage.base import LeavesTemporaries
 from music_etl.logic import layout
 from music_etl.pipeline.batch import FileResult, Pending, process_batch, recompute
 from music_etl.pipeline.components import Components, lake_lock, open_components
-from music_etl.pipeline.dimensions import DimensionsReport, refresh_dimensions
+from music_etl.pipeline.dimensions import DimensionsReport, days_recomputed, refresh_dimensions
 from music_etl.pipeline.notify import notify_failures
 from music_etl.pipeline.progress import Progress, Silent
 from music_etl.settings import Settings
@@ -39,6 +39,11 @@ class RunReport:
         """Files validated and loaded."""
         return [f for f in self.files if f.status == DONE]
 
+    @property
+    def rejected_input(self) -> bool:
+        """Whether a stream file or a dimension file was rejected (exit code 1)."""
+        return bool(self.failed or self.dimensions.rejected)
+
 
 def run(settings: Settings, progress: Progress | None = None) -> RunReport:
     """Process every pending stream file of the lake exactly once.
@@ -53,7 +58,7 @@ def run(settings: Settings, progress: Progress | None = None) -> RunReport:
     components = open_components(settings)
     report = run_with(components, progress or Silent())
     # Failure notifications (the `notifier` setting); delivery problems are only logged.
-    notify_failures(settings, report.files, run_id=report.run_id)
+    notify_failures(settings, [*report.dimensions.files(), *report.files], run_id=report.run_id)
     return report
 
 
@@ -84,6 +89,7 @@ def run_with(
             days |= set(result.days)
         if dims.songs_changed:
             days |= set(recompute(components, all_days(components), progress))
+            days_recomputed(components)
     report = RunReport(
         run_id=uuid.uuid4().hex[:12],
         started=started,
@@ -158,7 +164,7 @@ def _run_record(report: RunReport) -> RunRecord:
         rows_valid=sum(f.rows_valid for f in report.processed),
         rows_bad=sum(f.rows_bad for f in report.processed),
         days=len(report.days),
-        status="failed" if report.failed else "ok",
+        status="failed" if report.rejected_input else "ok",
     )
 
 
