@@ -17,6 +17,7 @@ from conftest import NOW, Lake, default_songs, default_users
 from crash_runner import derived_state
 from music_etl.adapters.faults import CRASH_EXIT_CODE
 from music_etl.adapters.serving.sqlite import SQLiteServingStore
+from music_etl.integrations.glue import PENDING_DAYS, validate_stage
 from music_etl.logic import layout
 from music_etl.logic.serving_model import SERVING_KEYS
 from music_etl.orchestration.airflow import summarize
@@ -242,6 +243,19 @@ def test_the_orchestrators_see_a_rejection(loaded_lake: Lake) -> None:
         }
     ]
     assert summary["dimensions"][0]["bad_by_reason"] == {"bad_duration_ms": 5}
+
+
+def test_the_glue_validation_job_hands_on_no_day_for_a_rejected_catalogue(
+    loaded_lake: Lake,
+) -> None:
+    lake = loaded_lake
+    lake.put_dimensions(songs=songs_with_duration("3:09"))
+
+    report = validate_stage(lake.settings())
+
+    assert set(report.dimensions.rejected) == {"songs"}
+    assert report.rejected_input
+    assert not lake.storage.exists(PENDING_DAYS)
 
 
 # --------------------------------------------------------------------------- crashes in the swap

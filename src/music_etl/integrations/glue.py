@@ -222,7 +222,11 @@ def _report_summary(report: RunReport) -> dict[str, Any]:
     return {
         "files": [
             {"key": f.key, "status": f.status, "error": f.error, "rows_in": f.rows_in}
-            for f in [*report.dimensions.files(), *report.files]
+            for f in report.files
+        ],
+        "dimensions": [
+            {"key": f.key, "status": f.status, "error": f.error, "rows_in": f.rows_in}
+            for f in report.dimensions.files()
         ],
         "days": list(report.days),
     }
