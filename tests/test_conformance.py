@@ -297,8 +297,14 @@ SCENARIOS = [
         ),
     ),
     Scenario(
-        name="no-valid-user",
-        users=[("x", "Nobody", 1, "", ""), ("", "Nameless", 1, "", ""), ("-3", "Minus", 1, "", "")],
+        # A users.csv without any valid row is rejected (docs/data-contract.md): keep one.
+        name="one-valid-user",
+        users=[
+            ("x", "Nobody", 1, "", ""),
+            ("", "Nameless", 1, "", ""),
+            ("-3", "Minus", 1, "", ""),
+            ("1", "One", 1, "", ""),
+        ],
         steps=(Step(files=(("a.csv", GOOD),), threshold=LOAD_ALL),),
     ),
     Scenario(

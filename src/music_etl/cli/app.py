@@ -138,7 +138,7 @@ def run(lake: Lake = None, engine: Engine = None, config: Config = None) -> None
     """
     report = _run_with_progress(_settings(lake, engine, config))
     render.run_summary(report)
-    if report.failed:
+    if report.rejected_input:
         raise typer.Exit(EXIT_FAILED_FILES)
 
 
@@ -310,7 +310,7 @@ def rebuild(
     with render.RichProgress() as progress:
         report = render.guard(lambda: rebuild_lake(settings, progress, allow_missing=allow_missing))
     render.run_summary(report)
-    if report.failed:
+    if report.rejected_input:
         raise typer.Exit(EXIT_FAILED_FILES)
 
 

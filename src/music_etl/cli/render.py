@@ -122,6 +122,7 @@ class RichProgress:
 
 def run_summary(report: RunReport) -> None:
     """Files, rows and reasons of a run."""
+    dimension_summary(report)
     table = Table(title="Files", show_lines=False)
     for column in ("file", "status", "rows in", "valid", "bad", "days", "note"):
         table.add_column(
@@ -174,6 +175,21 @@ def _landing_notes(report: RunReport) -> None:
         )
     for missing in report.missing:
         console.print(f"[red]missing:[/] {missing}: not in the archive, its rows are gone.")
+
+
+def dimension_summary(report: RunReport) -> None:
+    """One line per dimension file the run validated: accepted, or rejected and why."""
+    for f in report.dimensions.files():
+        reasons = ", ".join(f"{r} {n:,}" for r, n in sorted(f.bad_by_reason.items()))
+        counts = f"{f.rows_in:,} rows in, {f.rows_valid:,} valid, {f.rows_bad:,} bad"
+        line = f"{f.key}: {f.status}; {counts}" + (f" ({reasons})" if reasons else "")
+        if f.error:
+            errors.print(
+                f"[red]rejected:[/] {line}. {f.error}: {f.message}. The previous catalogue "
+                "stays in force and nothing loaded changed: fix the file and run again."
+            )
+        else:
+            console.print(line)
 
 
 def top_genres(rows: Sequence[dict[str, Any]], day: str) -> None:

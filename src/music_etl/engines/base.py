@@ -57,8 +57,10 @@ class Engine(Protocol):
 
     name: str
 
-    def validate_dimension(self, contract: DatasetContract, source: Source) -> Outcome:
-        """Write the dimension's Parquet snapshot and its bad records."""
+    def validate_dimension(
+        self, contract: DatasetContract, source: Source, snapshot: str
+    ) -> Outcome:
+        """Write the dimension's valid rows to `snapshot`, its bad records under `source.sid`."""
         ...
 
     def validate_streams(self, batch: StreamBatch) -> list[Outcome]:

@@ -64,7 +64,7 @@ def validate_stage(settings: Settings) -> RunReport:
         serving=_NotYet(),
     )
     report = run_with(deferred, Silent())
-    notify_failures(settings, report.files, run_id=report.run_id)
+    notify_failures(settings, [*report.dimensions.files(), *report.files], run_id=report.run_id)
     return report
 
 
@@ -144,9 +144,11 @@ class _DaysHandedOn:
         self._storage = storage
         self.name = engine.name
 
-    def validate_dimension(self, contract: DatasetContract, source: Source) -> Outcome:
+    def validate_dimension(
+        self, contract: DatasetContract, source: Source, snapshot: str
+    ) -> Outcome:
         """Validate a dimension on the real engine."""
-        return self._engine.validate_dimension(contract, source)
+        return self._engine.validate_dimension(contract, source, snapshot)
 
     def validate_streams(self, batch: StreamBatch) -> list[Outcome]:
         """Validate stream files on the real engine."""
@@ -221,6 +223,10 @@ def _report_summary(report: RunReport) -> dict[str, Any]:
         "files": [
             {"key": f.key, "status": f.status, "error": f.error, "rows_in": f.rows_in}
             for f in report.files
+        ],
+        "dimensions": [
+            {"key": f.key, "status": f.status, "error": f.error, "rows_in": f.rows_in}
+            for f in report.dimensions.files()
         ],
         "days": list(report.days),
     }

@@ -24,7 +24,9 @@ from music_etl.logic.rules import (
 MISSING_COLUMN = "missing_column"
 UNREADABLE_FILE = "unreadable_file"
 TOO_MANY_BAD_ROWS = "too_many_bad_rows"
-FILE_REASONS = (MISSING_COLUMN, UNREADABLE_FILE, TOO_MANY_BAD_ROWS)
+#: A dimension file without a single valid row (a header alone, or nothing).
+EMPTY_FILE = "empty_file"
+FILE_REASONS = (MISSING_COLUMN, UNREADABLE_FILE, TOO_MANY_BAD_ROWS, EMPTY_FILE)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -94,6 +94,26 @@ def dimension_marker_key(dataset: str) -> str:
     return f"validated/{dataset}/_SOURCE"
 
 
+def staged_dimension_key(dataset: str) -> str:
+    """Where a new dimension snapshot waits until it is accepted."""
+    return f"validated/{dataset}/_staged/{dataset}.parquet"
+
+
+def staged_dimension_sid(dataset: str) -> str:
+    """The source id that names a new dimension's bad records until it is accepted."""
+    return f"{dataset}.staged"
+
+
+def dimension_commit_key(dataset: str) -> str:
+    """Present while an accepted dimension snapshot is being swapped in."""
+    return f"validated/{dataset}/_COMMIT"
+
+
+def dimension_recompute_key(dataset: str) -> str:
+    """Present while the days computed against an older snapshot await recomputing."""
+    return f"validated/{dataset}/_RECOMPUTE"
+
+
 def validated_day_prefix(day: date) -> str:
     """The partition folder of one listen date."""
     return f"{VALIDATED_STREAMS}listen_date={day.isoformat()}/"

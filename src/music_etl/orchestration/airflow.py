@@ -24,11 +24,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from music_etl.adapters.ledger.base import new_owner
+from music_etl.adapters.ledger.base import FAILED, new_owner
 from music_etl.adapters.notify import Notification
 from music_etl.errors import ConfigError, Terminal
 from music_etl.logic import layout
 from music_etl.orchestration.config import GlueJob, JobConfig, load_job_config
+from music_etl.pipeline.batch import FileResult
 from music_etl.pipeline.components import lake_lock, open_components
 from music_etl.pipeline.notify import deliver
 from music_etl.pipeline.run import RunReport, discover, run
@@ -108,8 +109,22 @@ def summarize(result: RunReport) -> dict[str, Any]:
         "days": list(result.days),
         "failed": [
             {"file": f.key, "reason": f.error, "message": f.message, "rows_in": f.rows_in}
-            for f in result.failed
+            for f in [*result.dimensions.files(), *result.files]
+            if f.status == FAILED
         ],
+        "dimensions": [_dimension(f) for f in result.dimensions.files()],
+    }
+
+
+def _dimension(result: FileResult) -> dict[str, Any]:
+    """A dimension file's verdict: `accepted`, or `failed` with the previous snapshot in force."""
+    return {
+        "file": result.key,
+        "status": result.status,
+        "reason": result.error,
+        "rows_in": result.rows_in,
+        "rows_valid": result.rows_valid,
+        "bad_by_reason": dict(result.bad_by_reason),
     }
 
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from music_etl.adapters.ledger.base import DONE, new_owner
 from music_etl.errors import ArchiveIncomplete
 from music_etl.logic import layout
+from music_etl.logic.contract import DIMENSIONS
 from music_etl.logic.serving_model import SERVING_KEYS
 from music_etl.pipeline.archive import locate, versions
 from music_etl.pipeline.batch import Pending
@@ -15,6 +16,11 @@ from music_etl.pipeline.components import Components, lake_lock, open_components
 from music_etl.pipeline.progress import Progress, Silent
 from music_etl.pipeline.run import RunReport, run_with
 from music_etl.settings import Settings
+
+#: Derived folders of the dimensions (see `pipeline.dimensions`), which `rebuild` keeps.
+_DIMENSION_PREFIXES = tuple(
+    f"{top}{dim.name}/" for dim in DIMENSIONS for top in ("validated/", layout.BAD_RECORDS)
+)
 
 
 def rebuild(
@@ -99,11 +105,16 @@ def archived_files(components: Components) -> list[Pending]:
 
 
 def wipe_derived(components: Components) -> None:
-    """Delete every derived object, every serving day and every file record."""
+    """Delete every derived object, every serving day and every file record.
+
+    The dimension snapshots in force and their bad records stay: they may come from an
+    earlier `users.csv`/`songs.csv` than the raw one, which may have been rejected.
+    """
     storage = components.storage
     for prefix in layout.DERIVED_PREFIXES:
         for info in storage.list(prefix):
-            storage.delete(info.key)
+            if not info.key.startswith(_DIMENSION_PREFIXES):
+                storage.delete(info.key)
     days = sorted(
         {item["date"] for table in SERVING_KEYS for item in components.serving.scan(table)}
     )

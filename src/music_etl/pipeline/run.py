@@ -16,7 +16,7 @@ from music_etl.pipeline import landing
 from music_etl.pipeline.archive import archive
 from music_etl.pipeline.batch import FileResult, Pending, process_batch, recompute
 from music_etl.pipeline.components import LAKE_LOCK, Components, lake_lock, open_components
-from music_etl.pipeline.dimensions import DimensionsReport, refresh_dimensions
+from music_etl.pipeline.dimensions import DimensionsReport, days_recomputed, refresh_dimensions
 from music_etl.pipeline.notify import notify_error, notify_failures
 from music_etl.pipeline.progress import Progress, Silent
 from music_etl.pipeline.retry import retry_if_fixed
@@ -54,6 +54,11 @@ class RunReport:
     def totals(self) -> Totals:
         """The run's row counts, the one set every report of the run shows."""
         return Totals.of(self.files)
+
+    @property
+    def rejected_input(self) -> bool:
+        """Whether a stream file or a dimension file was rejected (exit code 1)."""
+        return bool(self.failed or self.dimensions.rejected)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,7 +113,7 @@ def run(
             notify_error(settings, exc)
         raise
     # Failure notifications (the `notifier` setting); delivery problems are only logged.
-    notify_failures(settings, report.files, run_id=report.run_id)
+    notify_failures(settings, [*report.dimensions.files(), *report.files], run_id=report.run_id)
     return report
 
 
@@ -143,6 +148,7 @@ def run_with(
         if dims.songs_changed:
             renew_lock(components, owner)
             days |= set(recompute(components, all_days(components), progress))
+            days_recomputed(components)
     report = RunReport(
         run_id=uuid.uuid4().hex[:12],
         started=started,
@@ -258,7 +264,7 @@ def _run_record(report: RunReport) -> RunRecord:
         rows_valid=report.totals.valid,
         rows_bad=report.totals.bad,
         days=len(report.days),
-        status="failed" if report.failed else "ok",
+        status="failed" if report.rejected_input else "ok",
     )
 
 

@@ -58,8 +58,10 @@ class PolarsEngine:
         self.storage = storage
         self._fresh: Written | None = None
 
-    def validate_dimension(self, contract: DatasetContract, source: Source) -> Outcome:
-        """Validate `users.csv` or `songs.csv` into its Parquet snapshot."""
+    def validate_dimension(
+        self, contract: DatasetContract, source: Source, snapshot: str
+    ) -> Outcome:
+        """Validate `users.csv` or `songs.csv` into the Parquet snapshot at `snapshot`."""
         try:
             with local_paths(self.storage, [source.key]) as (path,):
                 raw = read_raw(path, contract, 0)
@@ -68,7 +70,7 @@ class PolarsEngine:
         judged = judge_rows(raw, contract, RuleContext(references={}))
         frame = judge_occurrences(judged, None)
         valid = valid_rows(frame, contract).drop(LINE, ORDER)
-        write_parquet(self.storage, layout.validated_dimension_key(contract.name), valid)
+        write_parquet(self.storage, snapshot, valid)
         write_bad(self.storage, contract, [source], bad_rows(frame, contract))
         return outcome(source, counts_by_file(frame).get(0, {}), ())
 

@@ -74,8 +74,10 @@ class SparkEngine:
             self._session = spark_session()
         return self._session
 
-    def validate_dimension(self, contract: DatasetContract, source: Source) -> Outcome:
-        """Validate `users.csv` or `songs.csv` into its Parquet snapshot."""
+    def validate_dimension(
+        self, contract: DatasetContract, source: Source, snapshot: str
+    ) -> Outcome:
+        """Validate `users.csv` or `songs.csv` into the Parquet snapshot at `snapshot`."""
         with self._job(f"validating {source.key}"):
             try:
                 raw = union_of_files(
@@ -86,7 +88,7 @@ class SparkEngine:
             judged = judge_rows(raw, contract, RuleContext(references={}))
             with persisted(judge_occurrences(judged, contract, seen=None)) as frame:
                 counts = counts_by_file(frame)
-                self._write_snapshot(contract, frame, empty=not _valid_in(counts))
+                self._write_snapshot(contract, frame, snapshot, empty=not _valid_in(counts))
                 if _bad_in(counts):
                     self._write_bad(contract, [source], bad_rows(frame, contract))
             return outcome(source, counts.get(0, {}), ())
@@ -218,11 +220,12 @@ class SparkEngine:
     def _writer(self) -> TempWriter:
         return TempWriter(self.spark, self.storage)
 
-    def _write_snapshot(self, contract: DatasetContract, frame: DataFrame, *, empty: bool) -> None:
+    def _write_snapshot(
+        self, contract: DatasetContract, frame: DataFrame, key: str, *, empty: bool
+    ) -> None:
         """The dimension's valid rows in file order; with no valid row, an empty file."""
         valid = valid_rows(frame, contract)
         columns = [c for c in valid.columns if c not in {LINE, ORDER}]
-        key = layout.validated_dimension_key(contract.name)
         if empty:
             write_rows(self.storage, key, [], valid.select(*columns).schema)
             return
