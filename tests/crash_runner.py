@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from lake_snapshot import archive_parts
 from music_etl.adapters.faults import CRASH_EXIT_CODE, Faulty
 from music_etl.adapters.ledger.base import DONE
 from music_etl.adapters.ledger.sqlite import SQLiteLedger
@@ -281,15 +282,7 @@ def derived_state(lake: Path, *, with_times: bool = False) -> dict[str, Any]:
         ledger.close()
     state = {
         "files": files,
-        "archive": {
-            i.key: storage.content_hash(i.key) for i in storage.list(layout.ARCHIVE_STREAMS)
-        },
-        # Earlier versions and the processing order `rebuild` replays.
-        "history": {
-            i.key: storage.content_hash(i.key)
-            for prefix in (layout.ARCHIVE_VERSIONS, layout.ARCHIVE_MANIFEST)
-            for i in storage.list(prefix)
-        },
+        **archive_parts(storage),
         "raw_streams": [i.key for i in storage.list(layout.RAW_STREAMS)],
         "serving": tables,
         "ledger": records,

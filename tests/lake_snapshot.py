@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 
 from music_etl.adapters.ledger.sqlite import SQLiteLedger
 from music_etl.adapters.serving.sqlite import SQLiteServingStore
+from music_etl.logic import layout
 from music_etl.logic.serving_model import SERVING_KEYS
 from music_etl.pipeline.run import RunReport
 from music_etl.settings import Settings
@@ -161,3 +162,17 @@ def _short(value: Any) -> str:
         return f"[{len(value)} items]"
     text = repr(value)
     return text if len(text) < 300 else text[:300] + "…"
+
+
+def archive_parts(storage: Any) -> dict[str, dict[str, str]]:
+    """The archive as state parts: latest versions, and the history `rebuild` replays."""
+    return {
+        "archive": {
+            i.key: storage.content_hash(i.key) for i in storage.list(layout.ARCHIVE_STREAMS)
+        },
+        "history": {
+            i.key: storage.content_hash(i.key)
+            for prefix in (layout.ARCHIVE_VERSIONS, layout.ARCHIVE_MANIFEST)
+            for i in storage.list(prefix)
+        },
+    }

@@ -20,6 +20,7 @@ import pytest
 from conftest import Lake
 from crash_runner import derived_state
 from lake_snapshot import state_diff
+from music_etl.adapters.faults import RewrittenBeforeMove
 from music_etl.adapters.ledger.base import DONE
 from music_etl.adapters.ledger.sqlite import SQLiteLedger
 from music_etl.errors import LockLost
@@ -99,22 +100,6 @@ def test_a_file_still_growing_waits_and_is_then_taken_whole(lake: Lake) -> None:
     assert (lake.root / "archive/streams/slow.csv").read_text() == HEADER + rows(0, 1200)
 
 
-class _Rewriting:
-    """Storage that rewrites a raw file just before it is archived (a writer racing us)."""
-
-    def __init__(self, inner: Any, key: str, new: bytes) -> None:
-        self._inner, self._key, self._new, self.done = inner, key, new, False
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    def move(self, src: str, dst: str) -> None:
-        if src == self._key and not self.done:
-            self.done = True
-            self._inner.write_bytes(src, self._new)
-        self._inner.move(src, dst)
-
-
 @pytest.mark.parametrize("change", ["replaced", "appended"])
 def test_a_file_changed_during_the_run_is_not_archived_and_is_taken_again(
     lake: Lake, tmp_path: Path, change: str
@@ -125,9 +110,9 @@ def test_a_file_changed_during_the_run_is_not_archived_and_is_taken_again(
     )
     key = lake.put_raw("f.csv", old)
     components = open_components(lake.settings())
-    racing = _Rewriting(components.storage, key, new)
+    racing = RewrittenBeforeMove(components.storage, key=key, data=new)
     report = run_with(replace(components, storage=racing), Silent())
-    assert racing.done
+    assert racing.rewritten
     assert report.files[0].status == DONE
     assert "changed while it was processed" in report.files[0].message
     # The new bytes wait in the landing zone; the archive never holds bytes nobody validated.

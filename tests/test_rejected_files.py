@@ -219,7 +219,9 @@ def table_rows(output: str, title: str) -> list[list[str]]:
     for line in lines[start + 4 :]:
         if not line.startswith("│"):
             break
-        rows.append([cell.strip() for cell in line.strip("│").split("│")])
+        cells = [cell.strip() for cell in line.strip("│").split("│")]
+        if cells[0]:  # an empty first cell continues the row above (a folded note)
+            rows.append(cells)
     return rows
 
 

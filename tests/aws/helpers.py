@@ -14,6 +14,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from lake_snapshot import archive_parts
 from music_etl.adapters.aws.session import DynamoDBTarget
 from music_etl.adapters.aws.tables import ALL_TABLES, create_tables
 from music_etl.adapters.ledger.base import Ledger
@@ -164,14 +165,7 @@ def lake_state(storage: Storage, serving: ServingStore, ledger: Ledger) -> dict[
             files[info.key] = _parquet_rows(data) if info.key.endswith(".parquet") else data
     return {
         "files": files,
-        "archive": {
-            i.key: storage.content_hash(i.key) for i in storage.list(layout.ARCHIVE_STREAMS)
-        },
-        "history": {
-            i.key: storage.content_hash(i.key)
-            for prefix in (layout.ARCHIVE_VERSIONS, layout.ARCHIVE_MANIFEST)
-            for i in storage.list(prefix)
-        },
+        **archive_parts(storage),
         "raw_streams": [i.key for i in storage.list(layout.RAW_STREAMS)],
         "serving": {name: typed(serving.scan(name)) for name in SERVING_KEYS},
         "ledger": {r.file_key: _record_fields(r) for r in ledger.records()},

@@ -16,7 +16,12 @@ import pytest
 
 from aws.helpers import SAMPLE, AwsLake, FaultHook, clients, generate_sample
 from lake_snapshot import state_diff
-from music_etl.adapters.faults import CRASH_EXIT_CODE, Faulty, InjectedFault
+from music_etl.adapters.faults import (
+    CRASH_EXIT_CODE,
+    Faulty,
+    InjectedFault,
+    RewrittenBeforeMove,
+)
 from music_etl.adapters.ledger.base import CLAIMED, DONE, FAILED
 from music_etl.pipeline.components import open_components
 from music_etl.pipeline.progress import Silent
@@ -109,22 +114,6 @@ def test_concurrent_runners_process_each_file_once(
     assert sum(r.rows_in for r in runs) == SAMPLE["streams"]
 
 
-class _RewritingS3:
-    """S3 storage whose raw file is overwritten by an upload just before it is archived."""
-
-    def __init__(self, inner: Any, key: str, new: bytes) -> None:
-        self._inner, self._key, self._new, self.done = inner, key, new, False
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    def move(self, src: str, dst: str) -> None:
-        if src == self._key and not self.done:
-            self.done = True
-            self._inner.write_bytes(src, self._new)
-        self._inner.move(src, dst)
-
-
 def test_an_upload_racing_the_archive_step_is_kept_and_taken_next(aws_lake: AwsLake) -> None:
     from dataclasses import replace
 
@@ -135,9 +124,9 @@ def test_an_upload_racing_the_archive_step_is_kept_and_taken_next(aws_lake: AwsL
     key = next(i.key for i in storage.list(layout.RAW_STREAMS))
     new = b"user_id,track_id,listen_time\n"  # a corrected file: no rows at all
     components = open_components(aws_lake.settings())
-    racing = _RewritingS3(components.storage, key, new)
+    racing = RewrittenBeforeMove(components.storage, key=key, data=new)
     report = run_with(replace(components, storage=racing), Silent())
-    assert racing.done
+    assert racing.rewritten
     raced = next(f for f in report.files if f.key == key)
     assert raced.status == DONE and "changed while it was processed" in raced.message
     # The upload is neither lost nor archived under the validated version's manifest.

@@ -131,7 +131,9 @@ def test_terminal_errors_pass_through_without_airflow(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MUSIC_ETL_NOW", "2024-07-01T00:00:00Z")
-    (tmp_path / "empty" / "raw").mkdir(parents=True)  # a lake, but without its dimensions
+    marker = tmp_path / "empty" / "_state" / "lake.json"  # a lake, but without its dimensions
+    marker.parent.mkdir(parents=True)
+    marker.write_text("{}")
     config = load_job_config(write(tmp_path, settings={"lake": str(tmp_path / "empty")}))
     with pytest.raises(DimensionError):
         steps.run_pipeline(config)

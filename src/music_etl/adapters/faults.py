@@ -60,3 +60,26 @@ class Faulty:
         if self._crash:
             os._exit(CRASH_EXIT_CODE)
         raise InjectedFault(f"injected failure in {self._method} (call {self._nth})")
+
+
+class RewrittenBeforeMove:
+    """Storage on which a writer replaces `key` with `data` just before it is first moved.
+
+    It plays a slow uploader (or a rename over the landing key) racing the archive step.
+    """
+
+    def __init__(self, inner: Any, *, key: str, data: bytes) -> None:
+        self._inner = inner
+        self._key = key
+        self._data = data
+        self.rewritten = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def move(self, src: str, dst: str) -> None:
+        """Rewrite `src` first if it is the watched key (once), then move it."""
+        if src == self._key and not self.rewritten:
+            self.rewritten = True
+            self._inner.write_bytes(src, self._data)
+        self._inner.move(src, dst)

@@ -113,7 +113,8 @@ def run(
             notify_error(settings, exc)
         raise
     # Failure notifications (the `notifier` setting); delivery problems are only logged.
-    notify_failures(settings, [*report.dimensions.files(), *report.files], run_id=report.run_id)
+    rejected = [f for f in report.dimensions.files() if f.status == FAILED]
+    notify_failures(settings, [*rejected, *report.files], run_id=report.run_id)
     return report
 
 
