@@ -41,7 +41,7 @@ def _child(engine: str, lake: str) -> None:
     from music_etl.pipeline.run import run
     from music_etl.settings import load_settings
 
-    settings = load_settings(env={}, lake=lake, engine=engine, now=NOW)
+    settings = load_settings(env={}, lake=lake, engine=engine, now=NOW, settle_seconds=0)
     if engine == "spark":  # start the JVM outside the timed work, as a cluster has it running
         from music_etl.engines.spark.session import spark_session
 
