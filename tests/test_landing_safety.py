@@ -132,6 +132,32 @@ def test_a_file_changed_during_the_run_is_not_archived_and_is_taken_again(
     assert state_diff(got, want) == []
 
 
+class _AppendedInPlace(RewrittenBeforeMove):
+    """A writer that appends to the same file (same inode) just before the archive step."""
+
+    def move(self, src: str, dst: str, *, if_fingerprint: str = "") -> None:
+        if src == self._key and not self.rewritten:
+            self.rewritten = True
+            with Path(self._inner.uri(src)).open("ab") as handle:
+                handle.write(self._data)
+        self._inner.move(src, dst, if_fingerprint=if_fingerprint)
+
+
+def test_bytes_appended_in_place_after_validation_are_never_archived_as_validated(
+    lake: Lake,
+) -> None:
+    old = (HEADER + rows(0, 50)).encode()
+    key = lake.put_raw("f.csv", old)
+    components = open_components(lake.settings())
+    racing = _AppendedInPlace(components.storage, key=key, data=rows(50, 25).encode())
+    report = run_with(replace(components, storage=racing), Silent())
+    assert "changed while it was processed" in report.files[0].message
+    assert (lake.root / key).read_bytes() == old + rows(50, 25).encode()
+    run_with(open_components(lake.settings()), Silent())
+    assert loaded_rows(lake) == 75
+    assert (lake.root / layout.archive_key(key)).read_bytes() == old + rows(50, 25).encode()
+
+
 # ------------------------------------------------------------------ entries that are not files
 
 

@@ -43,6 +43,10 @@ class UnreadableFile(StorageError):
         self.key = key
 
 
+class SourceChanged(StorageError):
+    """An object was replaced or rewritten after it was read: it is not moved."""
+
+
 class NotALake(ConfigError):
     """The lake path names no lake (a typo, or a folder `init` never made a lake)."""
 

@@ -77,9 +77,9 @@ class RewrittenBeforeMove:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    def move(self, src: str, dst: str) -> None:
+    def move(self, src: str, dst: str, *, if_fingerprint: str = "") -> None:
         """Rewrite `src` first if it is the watched key (once), then move it."""
         if src == self._key and not self.rewritten:
             self.rewritten = True
             self._inner.write_bytes(src, self._data)
-        self._inner.move(src, dst)
+        self._inner.move(src, dst, if_fingerprint=if_fingerprint)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from music_etl.adapters.storage.base import Storage
-from music_etl.errors import StorageError
+from music_etl.errors import SourceChanged
 from music_etl.logic import layout
 
 
@@ -38,11 +38,15 @@ class Version:
         return datetime.fromisoformat(self.processed_at) if self.processed_at else None
 
 
-def archive(storage: Storage, raw_key: str, content_hash: str, clock: datetime) -> bool:
+def archive(
+    storage: Storage, raw_key: str, content_hash: str, clock: datetime, *, fingerprint: str
+) -> bool:
     """Move a processed raw file into the archive; False if its bytes changed meanwhile.
 
-    The manifest is written first: a crash before the move leaves the file in the
-    landing zone, done in the ledger, and the next run's discovery archives it.
+    `fingerprint` is the storage's fingerprint of the bytes that were hashed (and so
+    validated): only that object is moved, without reading it again. The manifest is
+    written first: a crash before the move leaves the file in the landing zone, done in
+    the ledger, and the next run's discovery archives it.
     """
     manifest = _manifest_of(storage, raw_key, content_hash)
     if manifest is None:
@@ -52,12 +56,12 @@ def archive(storage: Storage, raw_key: str, content_hash: str, clock: datetime) 
         storage.write_bytes(manifest, json.dumps(body, sort_keys=True).encode())
     latest = layout.archive_key(raw_key)
     _keep_earlier(storage, latest, content_hash)
-    storage.move(raw_key, latest)
-    if storage.content_hash(latest) == content_hash:
-        return True
-    _return_changed(storage, latest, raw_key)
-    storage.delete(manifest)
-    return False
+    try:
+        storage.move(raw_key, latest, if_fingerprint=fingerprint)
+    except SourceChanged:
+        storage.delete(manifest)
+        return False
+    return True
 
 
 def versions(storage: Storage) -> list[Version]:
@@ -119,18 +123,3 @@ def _keep_earlier(storage: Storage, latest: str, content_hash: str) -> None:
     earlier = storage.content_hash(latest)
     if earlier != content_hash:
         storage.move(latest, layout.version_key(latest, earlier))
-
-
-def _return_changed(storage: Storage, archived: str, raw_key: str) -> None:
-    """Bytes that changed after validation go back to the landing zone, never lost.
-
-    If a newer file already took the landing key, the changed bytes (validated by
-    nobody) are kept as an unreplayed earlier version instead.
-    """
-    if storage.exists(raw_key):
-        storage.move(archived, layout.version_key(raw_key, storage.content_hash(archived)))
-        return
-    try:
-        storage.move(archived, raw_key)
-    except OSError as exc:  # pragma: no cover - a rename in one folder does not fail
-        raise StorageError(f"Could not return {archived} to {raw_key}: {exc}") from exc

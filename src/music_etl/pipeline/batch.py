@@ -33,6 +33,8 @@ class Pending:
     size: int
     clock: datetime | None = None
     """The processing clock to validate against; None: the run's clock."""
+    fingerprint: str = ""
+    """The storage's fingerprint of the hashed bytes: only they are archived."""
 
     @property
     def original_key(self) -> str:
@@ -226,7 +228,10 @@ def _finish(job: _Job, pending: Pending, outcome: Outcome, days: tuple[str, ...]
     result = replace(result, message=with_next_step(result.message, step))
     if status == DONE and pending.key.startswith(layout.RAW_STREAMS):
         storage = job.components.storage
-        if not archive(storage, pending.key, pending.content_hash, job.clock):
+        archived = archive(
+            storage, pending.key, pending.content_hash, job.clock, fingerprint=pending.fingerprint
+        )
+        if not archived:
             return replace(result, message=CHANGED_WHILE_PROCESSED)
     return result
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from music_etl.adapters.ledger.base import DONE, FAILED, FileRecord, RunRecord, new_owner
-from music_etl.adapters.storage.base import LeavesTemporaries, ObjectInfo
+from music_etl.adapters.storage.base import LeavesTemporaries, ObjectInfo, Storage
 from music_etl.errors import LockLost, StorageError
 from music_etl.logic import layout
 from music_etl.pipeline import landing
@@ -198,18 +198,34 @@ def discover(components: Components) -> Discovery:
     storage = components.storage
     found = landing.scan_settled(storage, components.settings.settle_seconds)
     pending = []
+    waiting = list(found.waiting)
     for info in found.ready:
         try:
-            digest = storage.content_hash(info.key)
+            digest, fingerprint = _hashed(storage, info.key)
         except StorageError:
             continue  # removed since the listing: nothing to take
+        if not fingerprint:
+            waiting.append(info)  # written to while it was hashed
+            continue
         record = components.ledger.get(info.key)
         if record and record.content_hash == digest and record.status == DONE:
             clock = _record_clock(record) or components.settings.clock()
-            archive(storage, info.key, digest, clock)
+            archive(storage, info.key, digest, clock, fingerprint=fingerprint)
         elif not _settled_failure(components, record, digest):
-            pending.append(Pending(key=info.key, content_hash=digest, size=info.size))
-    return Discovery(pending=pending, waiting=found.waiting, skipped=found.skipped)
+            pending.append(
+                Pending(key=info.key, content_hash=digest, size=info.size, fingerprint=fingerprint)
+            )
+    return Discovery(pending=pending, waiting=waiting, skipped=found.skipped)
+
+
+def _hashed(storage: Storage, key: str) -> tuple[str, str]:
+    """The content hash of `key` and the fingerprint of exactly those bytes.
+
+    The fingerprint is empty when the file changed while it was hashed.
+    """
+    before = storage.fingerprint(key)
+    digest = storage.content_hash(key)
+    return digest, (before if storage.fingerprint(key) == before else "")
 
 
 def _settled_failure(components: Components, record: FileRecord | None, digest: str) -> bool:

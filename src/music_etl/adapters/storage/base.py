@@ -60,8 +60,16 @@ class Storage(Protocol):
         """A fingerprint that changes when the content changes."""
         ...
 
-    def move(self, src: str, dst: str) -> None:
-        """Put `src`'s object at `dst` (replacing it) and remove `src`."""
+    def fingerprint(self, key: str) -> str:
+        """A cheap token that changes whenever the object's bytes may have changed."""
+        ...
+
+    def move(self, src: str, dst: str, *, if_fingerprint: str = "") -> None:
+        """Put `src`'s object at `dst` (replacing it) and remove `src`.
+
+        With `if_fingerprint`, only the object that had that fingerprint is moved;
+        `SourceChanged` is raised (and `src` left where it is) when it is another one.
+        """
         ...
 
     def delete(self, key: str) -> None:

@@ -12,12 +12,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from music_etl.adapters.storage.base import ObjectInfo
-from music_etl.errors import StorageError
+from music_etl.errors import SourceChanged, StorageError
 from music_etl.logic.layout import WRITTEN_PREFIXES
 
 _CHUNK = 1 << 20
 #: Temp files this writer creates: `.music-etl-tmp-` and mkstemp's 8 random characters.
 _TMP = ".music-etl-tmp-"
+#: A file returned to the landing zone when a newer one took its name: a hidden name,
+#: so it is kept but never taken (`status` lists it).
+_TMP_PARKED = "_superseded-"
 _TMP_NAME = re.compile(r"\.music-etl-tmp-[a-z0-9_]{8}")
 
 
@@ -151,11 +154,32 @@ class LocalStorage:
                 digest.update(chunk)
         return digest.hexdigest()
 
-    def move(self, src: str, dst: str) -> None:
-        """Rename `src` to `dst`, replacing it."""
+    def fingerprint(self, key: str) -> str:
+        """Inode, size and mtime (ns): what a rename keeps and any rewrite or append changes."""
+        info = self._file(key).lstat()
+        return f"{info.st_ino}-{info.st_size}-{info.st_mtime_ns}"
+
+    def move(self, src: str, dst: str, *, if_fingerprint: str = "") -> None:
+        """Rename `src` to `dst`, replacing it (only the very file fingerprinted, if asked).
+
+        The rename moves whatever file holds the name at that instant, so the check is
+        made on the moved file; another one is renamed back (or kept beside `src`).
+        """
+        if if_fingerprint and self.fingerprint(src) != if_fingerprint:
+            raise SourceChanged(f"{src} changed after it was read; it stays where it is.")
         target = self.path(dst)
         target.parent.mkdir(parents=True, exist_ok=True)
         self.path(src).replace(target)
+        if if_fingerprint and self.fingerprint(dst) != if_fingerprint:
+            self._put_back(dst, src)
+            raise SourceChanged(f"{src} changed while it was moved; it stays in the landing zone.")
+
+    def _put_back(self, moved: str, src: str) -> None:
+        """Return a file renamed by mistake; beside `src` if a newer one took the name."""
+        back = self.path(src)
+        if back.exists():
+            back = back.with_name(f"{_TMP_PARKED}{back.name}")
+        self.path(moved).replace(back)
 
     def delete(self, key: str) -> None:
         """Remove the file if it is there."""

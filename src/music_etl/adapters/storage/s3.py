@@ -23,7 +23,7 @@ from typing import Any
 from music_etl.adapters.aws.errors import NOT_FOUND_CODES, error_code, translated
 from music_etl.adapters.aws.session import make_client, parse_s3_url
 from music_etl.adapters.storage.base import ObjectInfo
-from music_etl.errors import StorageError
+from music_etl.errors import SourceChanged, StorageError
 
 #: Larger files are uploaded (and copied) in parts; smaller ones in a single request.
 MULTIPART_THRESHOLD = 64 * 1024 * 1024
@@ -111,30 +111,51 @@ class S3Storage:
         stored = head.get("Metadata", {}).get(_HASH_METADATA, "")
         return str(stored or head["ETag"].strip('"'))
 
-    def move(self, src: str, dst: str) -> None:
+    def fingerprint(self, key: str) -> str:
+        """The object's ETag: any new PUT of the key changes it."""
+        head = self._head(key)
+        if head is None:
+            raise StorageError(f"{key} is not in the lake {self.root}.")
+        return str(head["ETag"])
+
+    def move(self, src: str, dst: str, *, if_fingerprint: str = "") -> None:
         """Copy `src` to `dst` (replacing it), then delete `src` if nobody replaced it since.
 
-        The copy is of the very object looked at (`CopySourceIfMatch`), and `src` is
-        deleted only while it is still that object: an upload that lands meanwhile stays.
+        The copy is of the very object looked at, or fingerprinted (`CopySourceIfMatch`),
+        and `src` is deleted only while it is still that object: an upload that lands
+        meanwhile stays.
         """
         head = self._head(src)
         if head is None:
             raise StorageError(f"{src} is not in the lake {self.root}: nothing to move.")
+        from botocore.exceptions import ClientError
+
+        etag = if_fingerprint or head["ETag"]
+        if etag != head["ETag"]:
+            raise SourceChanged(f"{src} changed after it was read; it stays where it is.")
         source = {"Bucket": self.bucket, "Key": self._key(src)}
         # A fresh checksum: a multipart source's composite one does not describe the copy.
-        options = {"ChecksumAlgorithm": "CRC32", "CopySourceIfMatch": head["ETag"]}
+        options = {"ChecksumAlgorithm": "CRC32", "CopySourceIfMatch": etag}
         with translated(f"Moving {self.uri(src)} to {self.uri(dst)}", terminal=StorageError):
-            if int(head["ContentLength"]) < _SINGLE_COPY_LIMIT:
-                self.client.copy_object(
-                    CopySource=source, Bucket=self.bucket, Key=self._key(dst), **options
-                )
-            else:
-                self.client.copy(
-                    source, self.bucket, self._key(dst), options, Config=_transfer_config()
-                )
+            try:
+                self._copy(source, dst, int(head["ContentLength"]), options)
+            except ClientError as exc:
+                if error_code(exc) == "PreconditionFailed":
+                    raise SourceChanged(f"{src} changed while it was moved.") from exc
+                raise
         now = self._head(src)
-        if now is not None and now["ETag"] == head["ETag"]:
+        if now is not None and now["ETag"] == etag:
             self.delete(src)
+
+    def _copy(self, source: dict[str, str], dst: str, size: int, options: dict[str, str]) -> None:
+        if size < _SINGLE_COPY_LIMIT:
+            self.client.copy_object(
+                CopySource=source, Bucket=self.bucket, Key=self._key(dst), **options
+            )
+        else:
+            self.client.copy(
+                source, self.bucket, self._key(dst), options, Config=_transfer_config()
+            )
 
     def delete(self, key: str) -> None:
         """Remove `key`; a missing key is not an error."""
