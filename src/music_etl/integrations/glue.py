@@ -10,7 +10,9 @@ the lake, written before it marks its own work done:
   touched go to `_state/glue/pending_days.json` instead of being recomputed.
 - **transform**: recompute the pending days on the engine (Spark), writing
   `processed/…`; they move to `_state/glue/loadable_days.json`.
-- **load**: replace those days in the serving store (DynamoDB) from `processed/…`.
+- **load**: replace those days in the serving store (DynamoDB) from `processed/…`, and
+  the days of non-partitioned Parquet files other tools put there (`glue_load`); items
+  DynamoDB cannot store are skipped and their days flagged (the JSON line counts them).
 
 A job that fails leaves its input list in place, so the next run of the flow redoes it:
 recomputing or reloading a day is idempotent, so no state counts a row twice.
@@ -26,17 +28,18 @@ import json
 import logging
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
 from music_etl.adapters.ledger.base import new_owner
+from music_etl.adapters.serving.base import SkippedItem, SkipsBadItems
 from music_etl.adapters.storage.base import Storage
 from music_etl.engines.base import Engine, Outcome, Source, StreamBatch
 from music_etl.errors import MusicEtlError, Retryable
 from music_etl.integrations.glue_args import job_settings, resolve_args
-from music_etl.logic import layout
-from music_etl.logic.contract import OUTPUT_TABLES, DatasetContract
+from music_etl.integrations.glue_load import FlatInputs, read_day_results
+from music_etl.logic.contract import DatasetContract
 from music_etl.logic.serving_model import DayResults, serving_items
 from music_etl.pipeline.components import lake_lock, open_components
 from music_etl.pipeline.notify import notify_failures
@@ -82,30 +85,41 @@ def transform_stage(settings: Settings) -> tuple[str, ...]:
 
 def load_stage(settings: Settings) -> tuple[str, ...]:
     """Replace the recomputed days in the serving store; returns the days."""
+    return load_days(settings).days
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadReport:
+    """What the load job did."""
+
+    days: tuple[str, ...]
+    """The days replaced in the serving store."""
+    skipped: list[SkippedItem] = field(default_factory=list)
+    """Items the serving store could not write (their days are flagged)."""
+    flagged: dict[str, int] = field(default_factory=dict)
+    """Every day in the store loaded with skipped items: day -> how many."""
+
+
+def load_days(settings: Settings) -> LoadReport:
+    """Replace the handed-on days and the days of new non-partitioned files (`glue_load`).
+
+    Creates the DynamoDB tables first if they are missing (`open_components`).
+    """
     components = open_components(settings)
+    serving = components.serving
     with lake_lock(components, new_owner()):
-        days = read_days(components.storage, LOADABLE_DAYS)
+        listed = read_days(components.storage, LOADABLE_DAYS)
+        flat = FlatInputs.read(components.storage)
+        days = tuple(sorted(set(listed) | flat.changed_days()))
+        skipped: list[SkippedItem] = []
         if days:
-            results = read_day_results(components.storage, days)
-            components.serving.replace_days(results.days, serving_items(results))
-        remove_days(components.storage, LOADABLE_DAYS, days)
-    return days
-
-
-def read_day_results(storage: Storage, days: Sequence[str]) -> DayResults:
-    """The output tables of `days` as the engine returned them, read from `processed/`."""
-    import pyarrow.parquet as pq
-
-    tables: dict[str, list[dict[str, Any]]] = {}
-    for table in OUTPUT_TABLES:
-        rows: list[dict[str, Any]] = []
-        for day in days:
-            key = layout.processed_key(table, date.fromisoformat(day))
-            if storage.exists(key):
-                with storage.local_copy(key) as path:
-                    rows += [{"date": day, **row} for row in pq.read_table(path).to_pylist()]
-        tables[table] = rows
-    return DayResults(days=tuple(sorted(days)), **tables)
+            results = read_day_results(components.storage, days, flat)
+            serving.replace_days(results.days, serving_items(results))
+            skipped = list(serving.last_skipped) if isinstance(serving, SkipsBadItems) else []
+        flat.record(components.storage)
+        remove_days(components.storage, LOADABLE_DAYS, listed)
+    flagged = serving.flagged_days() if isinstance(serving, SkipsBadItems) else {}
+    return LoadReport(days=days, skipped=skipped, flagged=flagged)
 
 
 # --------------------------------------------------------------------------- hand-over lists
@@ -215,7 +229,16 @@ def _run_stage(stage: str, settings: Settings, args: dict[str, str]) -> dict[str
         return _report_summary(validate_stage(settings))
     if stage == "transform":
         return {"days": list(transform_stage(settings))}
-    return {"days": list(load_stage(settings))}
+    report = load_days(settings)
+    return {
+        "days": list(report.days),
+        "skipped_items": len(report.skipped),
+        "skipped": [
+            {"table": s.table, "day": s.day, "key": s.key, "reason": s.reason}
+            for s in report.skipped
+        ],
+        "flagged_days": report.flagged,
+    }
 
 
 def _report_summary(report: RunReport) -> dict[str, Any]:

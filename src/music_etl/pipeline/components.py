@@ -34,9 +34,11 @@ def open_components(settings: Settings) -> Components:
     """Open every adapter the settings name; nothing heavy is imported before it is needed.
 
     Refuses (`NotALake`) before anything is created when the lake path names no lake.
+    Creates the DynamoDB tables the settings name that are missing (see `aws/tables.py`).
     """
     storage = open_storage(settings.lake, endpoint=settings.aws_endpoint)
     require_lake(storage)
+    _ensure_dynamodb_tables(settings)
     return Components(
         settings=settings,
         storage=storage,
@@ -48,6 +50,14 @@ def open_components(settings: Settings) -> Components:
         serving=open_serving(settings.serving_url, endpoint=settings.aws_endpoint),
         engine=make_engine(settings.engine, storage),
     )
+
+
+def _ensure_dynamodb_tables(settings: Settings) -> None:
+    urls = (settings.ledger_url, settings.serving_url)
+    if any(url.startswith("dynamodb://") for url in urls):
+        from music_etl.adapters.aws.setup import ensure_tables
+
+        ensure_tables(serving=urls[1], ledger=urls[0], endpoint=settings.aws_endpoint)
 
 
 @contextmanager

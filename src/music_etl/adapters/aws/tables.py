@@ -1,4 +1,12 @@
-"""The DynamoDB tables of the AWS mode and how to create them (on-demand capacity).
+"""The DynamoDB tables of the AWS mode and how to create them.
+
+One definition serves `music-etl aws init`, the pipeline and the Glue load job (which
+create any missing table themselves) and matches `infra/music-etl.yaml` (a test holds
+them equal): on-demand capacity, encryption at rest with the AWS managed key, and
+point-in-time recovery, turned on once the table is active.
+
+Creating is safe to race: a `ResourceInUseException` from `CreateTable` means another
+process created the table first; both then wait until it is active.
 
 Example:
     >>> create_tables(DynamoDBTarget(region="eu-west-1"), ALL_TABLES)  # doctest: +SKIP
@@ -7,11 +15,12 @@ Example:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from music_etl.adapters.aws.errors import translated
+from music_etl.adapters.aws.errors import error_code, translated
 from music_etl.adapters.aws.session import DynamoDBTarget, make_client
 from music_etl.logic.serving_model import SERVING_KEYS
 
@@ -19,6 +28,9 @@ LEDGER_TABLE = "ProcessedStreams"
 #: Seconds between checks while a new table becomes active, and how many checks.
 _WAIT_DELAY = 1
 _WAIT_ATTEMPTS = 300
+#: Right after creation AWS may refuse to turn on backups for a while.
+_BACKUPS_NOT_YET = "ContinuousBackupsUnavailableException"
+_BACKUP_ATTEMPTS = 30
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,7 +42,7 @@ class TableSpec:
     sort: tuple[str, str] | None = None
 
     def definition(self, prefix: str) -> dict[str, Any]:
-        """The `CreateTable` arguments, on-demand (PAY_PER_REQUEST)."""
+        """The `CreateTable` arguments: on-demand (PAY_PER_REQUEST), encrypted (KMS, AWS key)."""
         keys = [(self.partition, "HASH")] + ([(self.sort, "RANGE")] if self.sort else [])
         return {
             "TableName": prefix + self.name,
@@ -39,6 +51,7 @@ class TableSpec:
                 {"AttributeName": a, "AttributeType": t} for (a, t), _ in keys
             ],
             "BillingMode": "PAY_PER_REQUEST",
+            "SSESpecification": {"Enabled": True},
         }
 
 
@@ -54,28 +67,74 @@ LEDGER_TABLES = (TableSpec(name=LEDGER_TABLE, partition=("file_key", "S")),)
 ALL_TABLES = LEDGER_TABLES + SERVING_TABLES
 
 
-def create_tables(target: DynamoDBTarget, specs: Sequence[TableSpec]) -> list[str]:
-    """Create each missing table of `specs`, wait until all are active; return the new names."""
-    client = make_client("dynamodb", endpoint=target.endpoint, region=target.region)
-    existing = _existing(client)
-    created = []
+def create_tables(
+    target: DynamoDBTarget, specs: Sequence[TableSpec], *, client: Any = None
+) -> list[str]:
+    """Create each missing table of `specs`, wait until all are active; return the new names.
+
+    A table another process is creating at the same time is waited for, not created.
+    """
+    client = client or make_client("dynamodb", endpoint=target.endpoint, region=target.region)
+    created, raced = [], []
     for spec in specs:
         name = target.table(spec.name)
-        if name not in existing:
-            with translated(f"Creating the DynamoDB table {name}"):
-                client.create_table(**spec.definition(target.prefix))
+        if _exists(client, name):
+            continue
+        if _create(client, spec.definition(target.prefix)):
             created.append(name)
+        else:
+            raced.append(name)
     for spec in specs:
         _wait_active(client, target.table(spec.name))
+    for name in [*created, *raced]:
+        enable_point_in_time_recovery(client, name)
     return created
 
 
-def _existing(client: Any) -> set[str]:
-    names: set[str] = set()
-    with translated("Listing the DynamoDB tables"):
-        for page in client.get_paginator("list_tables").paginate():
-            names.update(page.get("TableNames", []))
-    return names
+def _exists(client: Any, name: str) -> bool:
+    from botocore.exceptions import ClientError
+
+    with translated(f"Looking up the DynamoDB table {name}"):
+        try:
+            client.describe_table(TableName=name)
+        except ClientError as exc:
+            if error_code(exc) != "ResourceNotFoundException":
+                raise
+            return False
+    return True
+
+
+def _create(client: Any, definition: dict[str, Any]) -> bool:
+    """Create a table; False when another process created it first."""
+    from botocore.exceptions import ClientError
+
+    with translated(f"Creating the DynamoDB table {definition['TableName']}"):
+        try:
+            client.create_table(**definition)
+        except ClientError as exc:
+            if error_code(exc) != "ResourceInUseException":
+                raise
+            return False
+    return True
+
+
+def enable_point_in_time_recovery(client: Any, name: str) -> None:
+    """Turn on point-in-time recovery for `name` (idempotent), waiting while AWS is not ready."""
+    from botocore.exceptions import ClientError
+
+    spec = {"PointInTimeRecoveryEnabled": True}
+    with translated(f"Turning on point-in-time recovery for the DynamoDB table {name}"):
+        for attempt in range(_BACKUP_ATTEMPTS):
+            try:
+                client.update_continuous_backups(
+                    TableName=name, PointInTimeRecoverySpecification=spec
+                )
+            except ClientError as exc:
+                if error_code(exc) != _BACKUPS_NOT_YET or attempt + 1 == _BACKUP_ATTEMPTS:
+                    raise
+                time.sleep(_WAIT_DELAY)
+            else:
+                return
 
 
 def _wait_active(client: Any, name: str) -> None:
