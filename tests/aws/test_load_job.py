@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.csv
 import pyarrow.parquet as pq
 import pytest
 
@@ -350,3 +351,40 @@ def test_aws_init_makes_tables_and_bucket_as_infra_does(s3_lake: AwsLake) -> Non
     )
     rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
     assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+
+
+# --------------------------------------------------------------------------- run and status
+
+
+def test_run_and_status_say_which_days_are_partial(aws_lake: AwsLake) -> None:
+    """Songs of one genre with 410 KB names: that genre's top-songs item is over 400 KB."""
+    storage = aws_lake.storage()
+    generate_sample(storage)
+    songs = pa.csv.read_csv(io.BytesIO(storage.read_bytes(layout.RAW_SONGS))).to_pylist()
+    genre = songs[0]["track_genre"]
+    for song in songs:
+        if song["track_genre"] == genre:
+            song["track_name"] = "n" * 410_000
+    sink = io.BytesIO()
+    pa.csv.write_csv(pa.Table.from_pylist(songs), sink)
+    storage.write_bytes(layout.RAW_SONGS, sink.getvalue())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MUSIC_ETL_")}
+    env |= {**aws_lake.env(), "MUSIC_ETL_SETTLE_SECONDS": "0", "COLUMNS": "200"}
+    cli = str(Path(sys.executable).parent / "music-etl")
+    done = subprocess.run(
+        [cli, "run"], capture_output=True, text=True, env=env, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    out = " ".join((done.stdout + done.stderr).split())
+    assert "partial days:" in out
+    flagged = aws_lake.serving().flagged_days()
+    assert flagged, "the genre is played, so some day is flagged"
+    assert all(n == 1 for n in flagged.values())
+    assert f"{sum(flagged.values())} item(s) the serving store could not write" in out
+    assert "over DynamoDB's 400 KB limit" in out, "the log names the reason"
+    status = subprocess.run(
+        [cli, "status"], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+    assert status.returncode == 0, status.stderr
+    said = " ".join((status.stdout + status.stderr).split())
+    assert all(f"{day} (1)" in said for day in flagged)

@@ -161,7 +161,20 @@ def run_summary(report: RunReport) -> None:
         )
     if not report.files:
         console.print("Nothing new in raw/streams/.")
+    _flagged_note(report.flagged_days, "this run")
     _landing_notes(report)
+
+
+def _flagged_note(flagged: dict[str, int], when: str) -> None:
+    """Days loaded without items the serving store could not write (never silently partial)."""
+    if not flagged:
+        return
+    days = ", ".join(f"{day} ({n})" for day, n in sorted(flagged.items()))
+    errors.print(
+        f"[yellow]partial days:[/] {sum(flagged.values()):,} item(s) the serving store could "
+        f"not write were skipped ({when}): {days}. The log names each key and reason; a "
+        "reload of the day from fixed input clears the flag."
+    )
 
 
 def _landing_notes(report: RunReport) -> None:
@@ -240,6 +253,7 @@ def status(lake: LakeStatus) -> None:
             run.status,
         )
     console.print(runs)
+    _flagged_note(lake.flagged_days, "flagged in the serving store")
     _landing_table(lake)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from music_etl.adapters.ledger import FileRecord, RunRecord, open_ledger
@@ -72,6 +72,8 @@ class LakeStatus:
     runs: list[RunRecord]
     landing: Landing
     """What waits in raw/streams/ and what is never taken there, with the reason."""
+    flagged_days: dict[str, int] = field(default_factory=dict)
+    """Days the serving store (DynamoDB) holds without items it could not write: day -> count."""
 
 
 def lake_status(settings: Settings, *, runs: int = 10) -> LakeStatus:
@@ -91,4 +93,16 @@ def lake_status(settings: Settings, *, runs: int = 10) -> LakeStatus:
         files=ledger.records(),
         runs=ledger.runs(runs),
         landing=scan(storage, settings.settle_seconds),
+        flagged_days=_flagged_days(settings),
     )
+
+
+def _flagged_days(settings: Settings) -> dict[str, int]:
+    """The serving store's flagged days; only DynamoDB skips items (SQLite is not opened)."""
+    if not settings.serving_url.startswith("dynamodb://"):
+        return {}
+    from music_etl.adapters.serving import open_serving
+    from music_etl.adapters.serving.base import SkipsBadItems
+
+    serving = open_serving(settings.serving_url, endpoint=settings.aws_endpoint)
+    return serving.flagged_days() if isinstance(serving, SkipsBadItems) else {}

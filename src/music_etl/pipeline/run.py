@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from music_etl.adapters.ledger.base import DONE, FAILED, FileRecord, RunRecord, new_owner
+from music_etl.adapters.serving.base import SkipsBadItems
 from music_etl.adapters.storage.base import LeavesTemporaries, ObjectInfo, Storage
 from music_etl.errors import LockLost, StorageError
 from music_etl.logic import layout
@@ -39,6 +40,14 @@ class RunReport:
     """Landing entries that are never taken (hidden names, links, special files)."""
     missing: tuple[str, ...] = ()
     """`rebuild --allow-missing`: processed versions replayed without (their bytes are gone)."""
+    flagged_days: dict[str, int] = field(default_factory=dict)
+    """Days of this run the serving store loaded without some items it could not write:
+    day -> items skipped (DynamoDB; each is logged with its key and reason)."""
+
+    @property
+    def skipped_items(self) -> int:
+        """Items the serving store skipped in this run's days."""
+        return sum(self.flagged_days.values())
 
     @property
     def failed(self) -> list[FileResult]:
@@ -159,6 +168,7 @@ def run_with(
         dimensions=dims,
         waiting=tuple(info.key for info in found.waiting),
         skipped=tuple(found.skipped),
+        flagged_days=flagged_days(components, days),
     )
     components.ledger.add_run(_run_record(report))
     return report
@@ -269,6 +279,15 @@ def all_days(components: Components) -> list[str]:
         part = info.key.removeprefix(layout.VALIDATED_STREAMS).split("/", 1)[0]
         days.add(part.removeprefix("listen_date="))
     return sorted(days)
+
+
+def flagged_days(components: Components, days: Iterable[str]) -> dict[str, int]:
+    """Which of `days` the serving store loaded with skipped items, and how many."""
+    serving = components.serving
+    if not days or not isinstance(serving, SkipsBadItems):
+        return {}
+    flagged = serving.flagged_days()
+    return {day: flagged[day] for day in sorted(days) if day in flagged}
 
 
 def _run_record(report: RunReport) -> RunRecord:
