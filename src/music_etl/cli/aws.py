@@ -36,10 +36,16 @@ def init(
     lake: Lake = None,
     config: Config = None,
     create_bucket: Annotated[
-        bool, typer.Option("--create-bucket", help="Also create the lake's bucket if missing.")
+        bool,
+        typer.Option(
+            "--create-bucket",
+            help="Also create the lake's bucket if missing (versioned, public access blocked).",
+        ),
     ] = False,
 ) -> None:
-    """Create every missing DynamoDB table (on-demand) and wait until it is active.
+    """Create every missing DynamoDB table (on-demand, encrypted, PITR on) and wait for it.
+
+    With --create-bucket, a missing bucket is made versioned and private, as infra/ does.
 
     Example: music-etl aws init --lake s3://my-bucket/lake
     """
