@@ -85,24 +85,22 @@ def test_linters_reject_a_broken_flow(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- shape
 
 
-def test_validate_transform_crawl_load_in_order() -> None:
+def test_validate_transform_load_in_order() -> None:
     flow = definition()
     states = flow["States"]
     path, name = [], flow["StartAt"]
     while "Next" in states[name]:
         path.append(name)
         name = states[name]["Next"]
-    assert [*path, name] == ["Validate", "Transform", "Crawl", "Load", "Done"]
+    # No crawler step: the catalog tables use partition projection (logic/catalog.py).
+    assert [*path, name] == ["Validate", "Transform", "Load", "Done"]
     for step in ("Validate", "Transform", "Load"):
         assert states[step]["Resource"] == "arn:aws:states:::glue:startJobRun.sync"
-    branches = states["Crawl"]["Branches"]
-    crawlers = [b["States"][b["StartAt"]]["Parameters"]["Name"] for b in branches]
-    assert crawlers == ["${ValidatedCrawlerName}", "${ProcessedCrawlerName}"]
 
 
 def test_every_step_retries_with_backoff_and_catches_to_sns() -> None:
     states = definition()["States"]
-    for name in ("Validate", "Transform", "Crawl", "Load"):
+    for name in ("Validate", "Transform", "Load"):
         assert all(r["BackoffRate"] >= 2 for r in states[name]["Retry"]), name
         assert states[name]["Catch"] == [
             {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "NotifyFailure"}
@@ -134,23 +132,17 @@ def set_moto_config(endpoint: str, *, execute: bool) -> None:
 
 @pytest.fixture
 def deployed(executing: str) -> dict[str, str]:
-    """Glue jobs, crawlers, an SNS topic with an SQS inbox: what the stack would create."""
+    """Glue jobs, an SNS topic with an SQS inbox: what the stack would create."""
     name = f"sf{uuid.uuid4().hex[:8]}"
     glue, sns, sqs = (client(s, executing) for s in ("glue", "sns", "sqs"))
     names = {
         "ValidationJobName": f"{name}-validation",
         "TransformJobName": f"{name}-transform",
         "LoadJobName": f"{name}-load",
-        "ValidatedCrawlerName": f"{name}-validated",
-        "ProcessedCrawlerName": f"{name}-processed",
     }
     command = {"Name": "glueetl", "ScriptLocation": "s3://artifacts/job.py"}
     for key in ("ValidationJobName", "TransformJobName", "LoadJobName"):
         glue.create_job(Name=names[key], Role=ROLE, Command=command)
-    glue.create_database(DatabaseInput={"Name": name})
-    for key in ("ValidatedCrawlerName", "ProcessedCrawlerName"):
-        target = {"S3Targets": [{"Path": f"s3://lake/{key}/"}]}
-        glue.create_crawler(Name=names[key], Role=ROLE, DatabaseName=name, Targets=target)
     topic = sns.create_topic(Name=f"{name}-failures")["TopicArn"]
     queue = sqs.create_queue(QueueName=f"{name}-inbox")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]
@@ -194,14 +186,10 @@ def test_flow_runs_every_step_on_moto(deployed: dict[str, str], executing: str) 
     result, events = execute(executing, deployed)
     assert result["status"] == "SUCCEEDED", result
     steps = entered(events)
-    assert steps[:3] == ["Validate", "Transform", "Crawl"]
-    assert sorted(steps[3:5]) == ["StartProcessedCrawler", "StartValidatedCrawler"]
-    assert steps[5:] == ["Load", "Done"]
+    assert steps == ["Validate", "Transform", "Load", "Done"]
     glue = client("glue", executing)
     for key in ("ValidationJobName", "TransformJobName", "LoadJobName"):
         assert len(glue.get_job_runs(JobName=deployed[key])["JobRuns"]) == 1
-    for key in ("ValidatedCrawlerName", "ProcessedCrawlerName"):
-        assert glue.get_crawler(Name=deployed[key])["Crawler"]["State"] in ("RUNNING", "READY")
     output = json.loads(result["output"])
     assert set(output) == {"validation", "transform", "load"}
 

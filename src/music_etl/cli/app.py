@@ -273,16 +273,19 @@ def query(
     fmt: Annotated[str, typer.Option("--format", help="table, json or csv.")] = "table",
     config: Config = None,
 ) -> None:
-    """Run SQL over the lake with DuckDB (the local stand-in for Athena).
+    """Run SQL over the lake with DuckDB (the local stand-in for Athena); also on S3.
 
     Example: music-etl query --lake ./lake "SELECT * FROM top_genres ORDER BY date, rank"
+    (an s3://bucket/prefix lake needs the aws extra: docs/aws.md).
     """
     from music_etl.pipeline.query import query as run_query
 
     if fmt not in {"table", "json", "csv"}:
         render.fail(ConfigError(f"--format is table, json or csv, not {fmt!r}."))
     settings = _settings(lake, config=config)
-    render.query_result(render.guard(lambda: run_query(settings.lake, sql)), fmt)
+    render.query_result(
+        render.guard(lambda: run_query(settings.lake, sql, endpoint=settings.aws_endpoint)), fmt
+    )
 
 
 @app.command()

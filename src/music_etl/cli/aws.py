@@ -95,3 +95,25 @@ def _mark_lake(settings: Settings) -> None:
             f"note: {settings.lake} is not writable yet (no bucket?); "
             "`music-etl generate` or your first upload makes it a lake."
         )
+
+
+@app.command()
+def ddl(
+    lake: Lake = None,
+    config: Config = None,
+    database: Annotated[
+        str, typer.Option("--database", help="Glue/Athena database of the tables.")
+    ] = "music_etl",
+) -> None:
+    """Print Athena DDL for the lake's tables (partition projection: no crawler, no MSCK).
+
+    The same tables as infra/music-etl.yaml, for accounts that do not deploy it: run the
+    output in the Athena query editor, then query e.g. `SELECT * FROM top_genres`.
+
+    Example: music-etl aws ddl --lake s3://my-bucket/lake --database music_etl
+    """
+    from music_etl.logic.catalog import athena_script
+
+    settings = render.guard(lambda: _settings(lake, config))
+    script = render.guard(lambda: athena_script(settings.lake, database))
+    typer.echo(script, nl=False)

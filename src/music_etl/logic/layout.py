@@ -25,6 +25,8 @@ LAKE_MARKER = "_state/lake.json"
 DERIVED_PREFIXES = ("validated/", BAD_RECORDS, PROCESSED)
 #: Top-level prefixes the pipeline writes to (its temporaries are swept only there).
 WRITTEN_PREFIXES = (*DERIVED_PREFIXES, "archive/", "_state/")
+#: Each dimension and its raw file in the landing zone.
+RAW_DIMENSIONS = {"users": RAW_USERS, "songs": RAW_SONGS}
 #: Prefixes `init` creates.
 LAYOUT = ("raw/users/", "raw/songs/", RAW_STREAMS, "validated/", BAD_RECORDS, PROCESSED, "archive/")
 

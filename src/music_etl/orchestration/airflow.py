@@ -26,6 +26,7 @@ from typing import Any
 
 from music_etl.adapters.ledger.base import FAILED, new_owner
 from music_etl.adapters.notify import Notification
+from music_etl.adapters.storage.base import Storage
 from music_etl.errors import ConfigError, Terminal
 from music_etl.logic import layout
 from music_etl.orchestration.config import GlueJob, JobConfig, load_job_config
@@ -56,22 +57,42 @@ def landing_pattern(settings: Settings) -> str:
 
 
 def pending_files(settings: Settings) -> list[str]:
-    """The landing-zone keys that a run would process now, per the ledger.
+    """The raw keys that a run would process now: changed dimensions, then new streams.
 
-    Discovery reads only the lake and the ledger, under the lake lock (it also finishes
-    an archive move that a crash interrupted). The embedded engine is opened in its
-    place, so no Spark is started on an Airflow worker just to look.
+    A `users.csv` or `songs.csv` counts when its content is not the one its snapshot
+    was made from (`changed_dimensions`), as `music-etl run` judges it; stream files
+    count per the ledger. Discovery reads only the lake and the ledger, under the lake
+    lock (it also finishes an archive move that a crash interrupted). The embedded
+    engine is opened in its place, so no Spark is started on an Airflow worker just to look.
     """
     components = open_components(replace(settings, engine="polars"))
     with lake_lock(components, new_owner()):
-        return [item.key for item in discover(components).pending]
+        streams = [item.key for item in discover(components).pending]
+        return [*changed_dimensions(components.storage), *streams]
+
+
+def changed_dimensions(storage: Storage) -> list[str]:
+    """The raw dimension files whose content differs from their snapshot's `_SOURCE` marker.
+
+    A file rejected earlier still differs, so it counts again, as it does for `run`,
+    which judges it again; a missing raw file does not count (the snapshot stays).
+    """
+    changed = []
+    for name, raw in layout.RAW_DIMENSIONS.items():
+        if not storage.exists(raw):
+            continue
+        marker = layout.dimension_marker_key(name)
+        made_from = storage.read_bytes(marker).decode() if storage.exists(marker) else ""
+        if made_from != storage.content_hash(raw):
+            changed.append(raw)
+    return changed
 
 
 def has_new_files(config: JobConfig) -> bool:
-    """Whether any stream file is new or changed (the DAG's short-circuit)."""
+    """Whether any stream or dimension file is new or changed (the DAG's short-circuit)."""
     with fail_fast():
         keys = pending_files(config.run_settings())
-    log.info("%d new or changed stream file(s): %s", len(keys), ", ".join(keys[:20]))
+    log.info("%d new or changed raw file(s): %s", len(keys), ", ".join(keys[:20]))
     return bool(keys)
 
 

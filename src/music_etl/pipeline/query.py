@@ -5,22 +5,29 @@ the lake's Parquet files that the views name (`allowed_paths`), nothing else on 
 machine or the network (`enable_external_access = false`), installs and loads no
 extension, and the configuration is locked so a `SET` cannot undo any of it. Only a
 single read statement (`SELECT`, `WITH`, `FROM`, `DESCRIBE`, `EXPLAIN`, …) is run.
+
+On an S3 lake the objects are listed with `S3Storage.list` and exactly their
+`s3://` URLs are allowed; httpfs comes from its PyPI package (`query_s3`) and is
+loaded before the lock, so the user's SQL can load nothing either.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from music_etl.adapters.storage import open_storage
 from music_etl.adapters.storage.local import LocalStorage
-from music_etl.errors import ConfigError, Terminal, UnreadableFile
+from music_etl.errors import Terminal, UnreadableFile
 from music_etl.logic import layout
 from music_etl.logic.contract import OUTPUT_TABLES, STREAMS, VALID_STREAM_COLUMNS
 from music_etl.pipeline.lake import require_lake
 
 if TYPE_CHECKING:
     import duckdb
+
+    from music_etl.adapters.storage.base import Storage
 
 #: View name -> (prefix under the lake, columns when there is no data yet).
 VIEWS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -44,32 +51,34 @@ class QueryResult:
     rows: list[tuple[Any, ...]]
 
 
-def connect_lake(lake: str) -> duckdb.DuckDBPyConnection:
+def connect_lake(lake: str, *, endpoint: str = "") -> duckdb.DuckDBPyConnection:
     """An in-memory, locked-down DuckDB with one view per lake table.
 
+    `lake` is a folder or `s3://bucket/prefix` (reached through `endpoint` when set).
     Raises `NotALake` when `lake` names no lake; nothing is written to it.
     """
-    if lake.startswith("s3://"):
-        raise ConfigError(
-            "query over an S3 lake is not available yet: use Athena, or a local copy of the lake."
-        )
     import duckdb
 
-    storage = LocalStorage(lake)
+    storage = open_storage(lake, endpoint=endpoint)
     require_lake(storage, adopt=False)
     files = {name: _parquet_files(storage, prefix) for name, (prefix, _) in VIEWS.items()}
     conn = duckdb.connect(
         ":memory:",
         config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
     )
+    if not isinstance(storage, LocalStorage):
+        from music_etl.adapters.storage.s3 import S3Storage
+        from music_etl.pipeline.query_s3 import attach_s3
+
+        attach_s3(conn, cast("S3Storage", storage), endpoint)
     _lock_down(conn, [path for paths in files.values() for path in paths])
     for name, (_, columns) in VIEWS.items():
         _create_view(conn, storage, name, files[name], columns)
     return conn
 
 
-def query(lake: str, sql: str) -> QueryResult:
-    """Run one read statement `sql` against the lake's views.
+def query(lake: str, sql: str, *, endpoint: str = "") -> QueryResult:
+    """Run one read statement `sql` against the lake's views (a folder or an S3 lake).
 
     Raises `Terminal` for an empty or non-read statement and a failing query, and
     `StorageError` naming the file when a lake file cannot be read.
@@ -79,24 +88,28 @@ def query(lake: str, sql: str) -> QueryResult:
     """
     import duckdb
 
-    conn = connect_lake(lake)
+    conn = connect_lake(lake, endpoint=endpoint)
     statement = _read_statement(conn, sql)
     try:
         table = conn.execute(statement).to_arrow_table()
     except duckdb.Error as exc:
-        raise _query_error(exc, LocalStorage(lake).root) from exc
+        raise _query_error(exc, _root(lake)) from exc
     # Through Arrow, time-zone-aware timestamps become datetimes in UTC without pytz.
     rows = [tuple(row.values()) for row in table.to_pylist()]
     return QueryResult(columns=table.column_names, rows=rows)
 
 
-def _parquet_files(storage: LocalStorage, prefix: str) -> list[str]:
-    """Absolute paths of the regular Parquet files under `prefix`, in key order."""
-    return [
-        str(storage.path(info.key).absolute())
-        for info in storage.list(prefix)
-        if info.key.endswith(".parquet")
-    ]
+def _parquet_files(storage: Storage, prefix: str) -> list[str]:
+    """Absolute paths (or `s3://` URLs) of the regular Parquet files under `prefix`."""
+    keys = [info.key for info in storage.list(prefix) if info.key.endswith(".parquet")]
+    if isinstance(storage, LocalStorage):
+        return [str(storage.path(key).absolute()) for key in keys]
+    return [storage.uri(key) for key in keys]
+
+
+def _root(lake: str) -> str:
+    """How DuckDB's messages spell the lake root."""
+    return lake.rstrip("/") if lake.startswith("s3://") else LocalStorage(lake).root
 
 
 def _lock_down(conn: duckdb.DuckDBPyConnection, paths: list[str]) -> None:
@@ -114,7 +127,7 @@ def _lock_down(conn: duckdb.DuckDBPyConnection, paths: list[str]) -> None:
 
 def _create_view(
     conn: duckdb.DuckDBPyConnection,
-    storage: LocalStorage,
+    storage: Storage,
     name: str,
     paths: list[str],
     columns: tuple[str, ...],
@@ -170,9 +183,10 @@ def _query_error(exc: Exception, root: str) -> Terminal:
     import duckdb
 
     message = str(exc).splitlines()[0]
+    if isinstance(exc, duckdb.PermissionException):
+        # Also a lake file no view names (`_state/`, `archive/`): not a corrupt file.
+        return Terminal(f"query reads only the lake's views ({', '.join(VIEWS)}): {message}")
     match = re.search(r"""["']([^"']+\.parquet)["']""", message)
     if match and match.group(1).startswith(root + "/"):
         return UnreadableFile(match.group(1)[len(root) + 1 :], root)
-    if isinstance(exc, duckdb.PermissionException):
-        return Terminal(f"query reads only the lake's views ({', '.join(VIEWS)}): {message}")
     return Terminal(f"Query failed: {message}")
