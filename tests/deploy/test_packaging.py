@@ -20,7 +20,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,8 +90,9 @@ class Resolution:
 
 
 def _dry_run(py: str, requirement: str, constraints: list[Path]) -> list[str]:
-    args = [py, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet"]
-    args += ["--disable-pip-version-check", "--report", "-"]
+    """pip's dry run; its report goes to the file named by the `{report}` placeholder."""
+    args = [py, "-m", "pip", "install", "--dry-run", "--ignore-installed"]
+    args += ["--disable-pip-version-check", "--report", "{report}"]
     for path in constraints:
         args += ["-c", str(path)]
     return [*args, requirement]
@@ -102,24 +102,27 @@ def _dry_run(py: str, requirement: str, constraints: list[Path]) -> list[str]:
 _WHY = re.compile(r"depends on|The user requested|requires a different Python|No matching dist")
 
 
-def resolve_all(jobs: dict[str, list[str]]) -> dict[str, Resolution]:
-    """Run every dry run at once (they wait on the index, not the CPU)."""
+def resolve_all(jobs: dict[str, list[str]], reports: Path) -> dict[str, Resolution]:
+    """Run every dry run at once; each reports into `reports`/<label>.json."""
     start = time.monotonic()
-    running = {
-        label: subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for label, args in jobs.items()
-    }
+    running = {}
+    for label, args in jobs.items():
+        report = str(reports / f"{label}.json")
+        command = [report if arg == "{report}" else arg for arg in args]
+        running[label] = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
     done = {}
     for label, process in running.items():
-        out, err = process.communicate(timeout=300)
+        out, _ = process.communicate(timeout=300)
         chosen = {}
         if process.returncode == 0:
-            report = json.loads(out)
+            report = json.loads((reports / f"{label}.json").read_text())
             chosen = {
                 item["metadata"]["name"].lower(): item["metadata"]["version"]
                 for item in report["install"]
             }
-        why = [line.strip() for line in err.splitlines() if _WHY.search(line)]
+        why = [line.strip() for line in out.splitlines() if _WHY.search(line)]
         done[label] = Resolution(
             label, process.returncode, chosen, "; ".join(why[:8]), time.monotonic() - start
         )
@@ -132,7 +135,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def resolutions(wheel: Path) -> dict[str, Resolution]:
+def resolutions(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Resolution]:
     """The wheel, and the wheel with `[embedded]`, under each image; the dev set on 3.11/3.12."""
     jobs = {}
     for airflow, version in IMAGES.items():
@@ -142,15 +145,14 @@ def resolutions(wheel: Path) -> dict[str, Resolution]:
             pytest.fail(f"No MWAA constraints at {files[0]} (set MUSIC_ETL_PLATFORMS).")
         jobs[airflow] = _dry_run(python(version), str(wheel), files)
         jobs[f"{airflow}[embedded]"] = _dry_run(python(version), f"{wheel}[embedded]", files)
-    # The dev set resolves as a whole when `make` builds .venv (3.11); here every one of its
+    # The dev set installs as a whole when `make` builds .venv (3.11); here every one of its
     # pins must also exist for 3.12 (a full resolution of [dev] takes pip over a minute).
-    for version in ("3.11", "3.12"):
-        jobs[f"dev-{version}"] = [
-            *_dry_run(python(version), "--no-deps", []),
-            "-r",
-            str(REPO / "constraints.txt"),
-        ]
-    found = resolve_all(jobs)
+    jobs["dev-3.12"] = [
+        *_dry_run(python("3.12"), "--no-deps", []),
+        "-r",
+        str(REPO / "constraints.txt"),
+    ]
+    found = resolve_all(jobs, tmp_path_factory.mktemp("reports"))
     RESOLUTION_REPORT.parent.mkdir(parents=True, exist_ok=True)
     RESOLUTION_REPORT.write_text(
         json.dumps({k: v.__dict__ for k, v in found.items()}, indent=2, sort_keys=True)
@@ -163,6 +165,7 @@ def resolutions(wheel: Path) -> dict[str, Resolution]:
 
 @pytest.mark.packaging
 @pytest.mark.slow
+@pytest.mark.xdist_group("packaging")
 @pytest.mark.parametrize("airflow", sorted(IMAGES))
 def test_the_package_resolves_under_each_mwaa_image(
     resolutions: dict[str, Resolution], airflow: str
@@ -182,9 +185,9 @@ def test_the_package_resolves_under_each_mwaa_image(
 
 @pytest.mark.packaging
 @pytest.mark.slow
-@pytest.mark.parametrize("version", ["3.11", "3.12"])
-def test_the_dev_constraints_resolve(resolutions: dict[str, Resolution], version: str) -> None:
-    found = resolutions[f"dev-{version}"]
+@pytest.mark.xdist_group("packaging")
+def test_the_dev_constraints_exist_for_python_3_12(resolutions: dict[str, Resolution]) -> None:
+    found = resolutions["dev-3.12"]
     assert found.returncode == 0, found.error
     pinned = [line for line in (REPO / "constraints.txt").read_text().splitlines() if "==" in line]
     assert len(found.chosen) == len(pinned)
@@ -232,6 +235,7 @@ def cli(venv: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.packaging
 @pytest.mark.slow
+@pytest.mark.xdist_group("packaging")
 def test_the_wheel_runs_end_to_end_on_python_3_12(wheel: Path, tmp_path: Path) -> None:
     venv = smoke_venv(wheel)
     where = subprocess.run(
@@ -274,7 +278,7 @@ def run_blocked(code: str, *, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture
-def glue_config(tmp_path: Path) -> Iterator[Path]:
+def glue_config(tmp_path: Path) -> Path:
     """A job config in Glue mode over a local lake with one stream file landed."""
     from conftest import Lake
 
@@ -286,7 +290,7 @@ def glue_config(tmp_path: Path) -> Iterator[Path]:
     data["settings"] = {**data.get("settings", {}), "lake": str(lake.root), "settle_seconds": 0}
     path = tmp_path / "jobs.json"
     path.write_text(json.dumps(data))
-    yield path
+    return path
 
 
 def test_orchestration_works_without_the_embedded_engine(glue_config: Path, tmp_path: Path) -> None:
