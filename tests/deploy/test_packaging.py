@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -198,25 +199,33 @@ def test_the_dev_constraints_exist_for_python_3_12(resolutions: dict[str, Resolu
 # --------------------------------------------------------------------------- 3.12 smoke
 
 
-def smoke_venv(wheel: Path) -> Path:
-    """A Python 3.12 venv with the wheel and `[embedded]` under constraints.txt.
+#: The oldest versions the core dependencies allow (pyproject.toml), with today's click.
+LOWEST = "boto3==1.35.36\nrich==13.7.1\ntyper==0.16.1\n"
+
+
+def cached_venv(wheel: Path, name: str, requirement: str, constraints: Path) -> Path:
+    """A Python 3.12 venv with `requirement` (the wheel, maybe with extras) under `constraints`.
 
     Cached in `.cache/` by the hash of what decides its dependencies; the wheel itself is
     reinstalled each time (no dependencies), so the venv runs this checkout's code.
     """
-    key = hashlib.sha256()
-    for name in ("constraints.txt", "pyproject.toml"):
-        key.update((REPO / name).read_bytes())
-    venv = CACHE / f"smoke-py3.12-{key.hexdigest()[:16]}"
+    key = hashlib.sha256(constraints.read_bytes() + (REPO / "pyproject.toml").read_bytes())
+    venv = CACHE / f"{name}-py3.12-{key.hexdigest()[:16]}"
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
     pip.append("--disable-pip-version-check")
     if not (venv / ".ready").exists():
+        for stale in CACHE.glob(f"{name}-py3.12-*"):  # venvs of older inputs
+            shutil.rmtree(stale)
         subprocess.run([python("3.12"), "-m", "venv", "--clear", str(venv)], check=True)
-        constraints = ["-c", str(REPO / "constraints.txt")]
-        subprocess.run([*pip, *constraints, f"{wheel}[embedded]"], check=True)
+        subprocess.run([*pip, "-c", str(constraints), requirement], check=True)
         (venv / ".ready").touch()
     subprocess.run([*pip, "--no-deps", "--force-reinstall", str(wheel)], check=True)
     return venv
+
+
+def smoke_venv(wheel: Path) -> Path:
+    """The wheel with `[embedded]` under constraints.txt (what the dev venv pins)."""
+    return cached_venv(wheel, "smoke", f"{wheel}[embedded]", REPO / "constraints.txt")
 
 
 def cli(venv: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -335,3 +344,33 @@ def test_commands_that_need_the_engine_name_the_extra(
     [line] = done.stderr.strip().splitlines()
     assert "pip install 'music-streaming-etl[embedded]'" in line
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.packaging
+@pytest.mark.slow
+@pytest.mark.xdist_group("packaging")
+def test_the_core_package_works_at_its_lowest_bounds(wheel: Path, tmp_path: Path) -> None:
+    """No extras, boto3/rich/typer at their lower bounds: what Glue mode on MWAA gets."""
+    lowest = CACHE / "packaging" / "lowest.txt"
+    lowest.parent.mkdir(parents=True, exist_ok=True)
+    lowest.write_text(LOWEST)
+    venv = cached_venv(wheel, "lowest", str(wheel), lowest)
+    lake = tmp_path / "lake"
+    assert cli(venv, "--help", cwd=tmp_path).returncode == 0
+    made = cli(venv, "init", "--lake", str(lake), cwd=tmp_path)
+    assert made.returncode == 0, made.stdout + made.stderr
+    done = cli(venv, "run", "--lake", str(lake), cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.strip() == (
+        "error: The embedded engine needs polars, which is not installed: "
+        "pip install 'music-streaming-etl[embedded]'."
+    )
+    found = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "list", "--format", "json"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    installed = {p["name"].lower(): p["version"] for p in json.loads(found.stdout)}
+    assert not set(EMBEDDED) & set(installed)
+    assert installed["typer"] == "0.16.1"
