@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -32,6 +33,10 @@ MWAA = Path(os.environ.get("MUSIC_ETL_PLATFORMS", REPO.parent / "shared" / "plat
 #: Each MWAA image's Airflow version and Python (../shared/platforms/README.md).
 IMAGES = {"2.10.3": "3.11", "2.11.2": "3.12", "3.0.6": "3.12", "3.3.1": "3.12"}
 EMBEDDED = ("duckdb", "numpy", "polars", "pyarrow")
+#: The test venvs outlive a checkout, so CI's fresh clones on one machine reuse them.
+VENV_CACHE = Path(
+    os.environ.get("MUSIC_ETL_VENV_CACHE", Path.home() / ".cache" / "music-streaming-etl")
+)
 CACHE = REPO / ".cache"
 #: What the resolver runs found, for docs/deploy-aws.md's table.
 RESOLUTION_REPORT = CACHE / "packaging" / "mwaa-resolution.json"
@@ -206,21 +211,32 @@ LOWEST = "boto3==1.35.36\nrich==13.7.1\ntyper==0.16.1\n"
 def cached_venv(wheel: Path, name: str, requirement: str, constraints: Path) -> Path:
     """A Python 3.12 venv with `requirement` (the wheel, maybe with extras) under `constraints`.
 
-    Cached in `.cache/` by the hash of what decides its dependencies; the wheel itself is
-    reinstalled each time (no dependencies), so the venv runs this checkout's code.
+    Cached in `VENV_CACHE` by the hash of what decides its dependencies; the wheel itself
+    is reinstalled each time (no dependencies), so the venv runs this checkout's code.
     """
     key = hashlib.sha256(constraints.read_bytes() + (REPO / "pyproject.toml").read_bytes())
-    venv = CACHE / f"{name}-py3.12-{key.hexdigest()[:16]}"
+    venv = VENV_CACHE / f"{name}-py3.12-{key.hexdigest()[:16]}"
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
     pip.append("--disable-pip-version-check")
-    if not (venv / ".ready").exists():
-        for stale in CACHE.glob(f"{name}-py3.12-*"):  # venvs of older inputs
-            shutil.rmtree(stale)
-        subprocess.run([python("3.12"), "-m", "venv", "--clear", str(venv)], check=True)
-        subprocess.run([*pip, "-c", str(constraints), requirement], check=True)
-        (venv / ".ready").touch()
-    subprocess.run([*pip, "--no-deps", "--force-reinstall", str(wheel)], check=True)
+    VENV_CACHE.mkdir(parents=True, exist_ok=True)
+    with (VENV_CACHE / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one builder at a time; other checkouts share it
+        if not (venv / ".ready").exists():
+            _prune(name)
+            subprocess.run([python("3.12"), "-m", "venv", "--clear", str(venv)], check=True)
+            subprocess.run([*pip, "-c", str(constraints), requirement], check=True)
+            (venv / ".ready").touch()
+        subprocess.run([*pip, "--no-deps", "--force-reinstall", str(wheel)], check=True)
+        os.utime(venv / ".ready")
     return venv
+
+
+def _prune(name: str, days: float = 7) -> None:
+    """Remove this kind's cached venvs unused for `days` (older inputs)."""
+    for stale in VENV_CACHE.glob(f"{name}-py3.12-*"):
+        ready = stale / ".ready"
+        if not ready.exists() or time.time() - ready.stat().st_mtime > days * 86400:
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def smoke_venv(wheel: Path) -> Path:
