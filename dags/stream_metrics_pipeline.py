@@ -2,7 +2,10 @@
 
 A thin entry point: the tasks are `music_etl.orchestration.airflow`, the settings are
 `configs/job_configs.json` (found beside or above this file, or `MUSIC_ETL_JOB_CONFIGS`)
-and the `MUSIC_ETL_*` variables. Written for Airflow 3; imports on MWAA's Airflow 2.10.
+and the `MUSIC_ETL_*` variables. Written for Airflow 3; runs on Airflow 2 too: the tests
+(tests/deploy/test_airflow_dag.py) run it on Airflow 3.3 and on MWAA's Airflow 2.11.2.
+Glue mode needs only `music-streaming-etl` (no extras) on the workers; local mode needs
+`music-streaming-etl[embedded]` (docs/deploy-aws.md#packaging).
 
     wait_for_streams → has_new_files → run_pipeline → report          (dag.mode = local)
     wait_for_streams → has_new_files → validate → transform → load     (dag.mode = glue)
@@ -18,9 +21,13 @@ from typing import Any
 
 try:  # Airflow 3
     from airflow.sdk import DAG, task
-except ImportError:  # Airflow 2.10 (MWAA)
+
+    AIRFLOW_3 = True
+except ImportError:  # Airflow 2 (MWAA 2.10, 2.11)
     from airflow import DAG
     from airflow.decorators import task
+
+    AIRFLOW_3 = False
 
 from music_etl.orchestration import airflow as steps
 from music_etl.orchestration.config import find_job_config
@@ -71,6 +78,15 @@ def report(summary: dict[str, Any]) -> dict[str, Any]:
     return steps.report(summary)
 
 
+def retry_backoff(multiplier: float) -> float | bool:
+    """`retry_exponential_backoff` as each Airflow takes it.
+
+    Airflow 3 takes the multiplier; Airflow 2 only on/off (a bool in its serialized-DAG
+    schema), and its delays then double at each try whatever `multiplier` says.
+    """
+    return multiplier if AIRFLOW_3 else multiplier > 0
+
+
 def glue_jobs() -> list[Any]:
     """The Glue jobs of `glue.jobs`, in order."""
     from airflow.providers.amazon.aws.operators.glue import GlueJobOperator
@@ -101,7 +117,7 @@ with DAG(
     default_args={
         "retries": CONFIG.dag.retries,
         "retry_delay": timedelta(seconds=CONFIG.dag.retry_delay_seconds),
-        "retry_exponential_backoff": CONFIG.dag.retry_exponential_backoff,
+        "retry_exponential_backoff": retry_backoff(CONFIG.dag.retry_exponential_backoff),
         "max_retry_delay": timedelta(seconds=CONFIG.dag.max_retry_delay_seconds),
         "execution_timeout": timedelta(seconds=CONFIG.dag.execution_timeout_seconds),
         "on_failure_callback": steps.failure_callback(CONFIG),

@@ -1,7 +1,9 @@
-"""Drive the Airflow venv (scripts/airflow_env.sh) from pytest: migrate once, run the DAG.
+"""Drive the Airflow venvs (scripts/airflow_env.sh) from pytest: migrate once, run the DAG.
 
 Airflow lives in a venv of its own, so the tests start its python as a subprocess
-(`dag_runner.py`) with an `AIRFLOW_HOME` and sqlite database per test.
+(`dag_runner.py`) with an `AIRFLOW_HOME` and sqlite database per test. Two venvs: Airflow 3
+(`.airflow-venv`, Python 3.11) and Amazon MWAA's Airflow 2.11.2 (`.airflow2-venv`, Python
+3.12, under MWAA's constraints files); `make test` builds both.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +22,36 @@ import pytest
 
 from deploy.conftest import REPO
 
-VENV = Path(os.environ.get("AIRFLOW_VENV", REPO / ".airflow-venv"))
-PYTHON = VENV / "bin" / "python"
+
+@dataclass(frozen=True)
+class Venv:
+    """One Airflow test venv: its Airflow major version and where it is."""
+
+    line: int
+    path: Path
+    build: str
+
+    @property
+    def python(self) -> Path:
+        """The venv's interpreter."""
+        return self.path / "bin" / "python"
+
+    @property
+    def airflow(self) -> Path:
+        """The venv's `airflow` command."""
+        return self.path / "bin" / "airflow"
+
+
+VENVS = {
+    3: Venv(
+        3, Path(os.environ.get("AIRFLOW_VENV", REPO / ".airflow-venv")), "scripts/airflow_env.sh"
+    ),
+    2: Venv(
+        2,
+        Path(os.environ.get("AIRFLOW2_VENV", REPO / ".airflow2-venv")),
+        "AIRFLOW=2 scripts/airflow_env.sh",
+    ),
+}
 RUNNER = Path(__file__).with_name("dag_runner.py")
 DAG_ID = "stream_metrics_pipeline"
 #: Variables of the calling shell that would change what the subprocess does.
@@ -32,11 +63,11 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 
 
-def require_venv() -> None:
+def require_venv(venv: Venv) -> None:
     """Skip without the Airflow venv, except in CI, where its absence is a failure."""
-    if PYTHON.exists():
+    if venv.python.exists():
         return
-    message = f"No Airflow venv at {VENV}: create it with scripts/airflow_env.sh (about 2 minutes)."
+    message = f"No Airflow venv at {venv.path}: create it with {venv.build} (about 1-2 minutes)."
     if in_ci():
         pytest.fail(message + " CI must run the Airflow tests (`make test` builds it first).")
     pytest.skip(message)
@@ -56,16 +87,14 @@ def base_env(home: Path) -> dict[str, str]:
     }
 
 
-def migrate(home: Path) -> float:
+def migrate(venv: Venv, home: Path) -> float:
     """`airflow db migrate` into `home`; returns the seconds it took."""
     import time
 
     start = time.monotonic()
     home.mkdir(parents=True, exist_ok=True)
-    airflow = str(VENV / "bin" / "airflow")
-    _check(
-        subprocess.run([airflow, "db", "migrate"], check=False, env=base_env(home), **_capture())
-    )
+    command = [str(venv.airflow), "db", "migrate"]
+    _check(subprocess.run(command, check=False, env=base_env(home), **_capture()))
     return time.monotonic() - start
 
 
@@ -87,13 +116,13 @@ def job_config(target: Path, **sections: Mapping[str, Any]) -> Path:
 
 
 def dag_runner(
-    command: str, env: Mapping[str, str], *copy: Path, timeout: float = 240
+    venv: Venv, command: str, env: Mapping[str, str], *copy: Path, timeout: float = 240
 ) -> dict[str, Any]:
     """Run `dag_runner.py command` in the Airflow venv; its JSON answer.
 
     With `copy` (source, target), the DAG runs twice, the copy made in between.
     """
-    args = [str(PYTHON), str(RUNNER), command, str(REPO / "dags")]
+    args = [str(venv.python), str(RUNNER), command, str(REPO / "dags")]
     if command == "test":
         args += [DAG_ID, *map(str, copy)]
     done = subprocess.run(args, check=False, env=dict(env), timeout=timeout, **_capture())

@@ -1,7 +1,8 @@
-"""dags/stream_metrics_pipeline.py in a real Airflow (the venv of scripts/airflow_env.sh).
+"""dags/stream_metrics_pipeline.py in a real Airflow: 3.3, and MWAA's 2.11.2.
 
 DagBag import, then `dag.test()` end to end: on a local lake, on S3 and DynamoDB on the
 moto server, in Glue mode against moto's Glue, and a failure that retries and notifies.
+Every test runs on both Airflow venvs (`venv` fixture).
 """
 
 from __future__ import annotations
@@ -30,13 +31,20 @@ LOCAL_TASKS = ["has_new_files", "report", "run_pipeline", "wait_for_streams"]
 GLUE_TASKS = ["has_new_files", "load", "transform", "validate", "wait_for_streams"]
 
 
+@pytest.fixture(scope="session", params=[3, 2], ids=["airflow3", "airflow2"])
+def venv(request: pytest.FixtureRequest) -> af.Venv:
+    """Each Airflow venv in turn: Airflow 3, then MWAA's Airflow 2.11.2."""
+    chosen = af.VENVS[request.param]
+    af.require_venv(chosen)
+    return chosen
+
+
 @pytest.fixture(scope="session")
-def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def migrated(venv: af.Venv, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An AIRFLOW_HOME with a migrated sqlite database, copied by each test."""
-    af.require_venv()
-    home = tmp_path_factory.mktemp("airflow-template")
-    seconds = af.migrate(home)
-    print(f"airflow db migrate: {seconds:.1f}s")  # shown with -s, for timings
+    home = tmp_path_factory.mktemp(f"airflow{venv.line}-template")
+    seconds = af.migrate(venv, home)
+    print(f"airflow {venv.line} db migrate: {seconds:.1f}s")  # shown with -s, for timings
     return home
 
 
@@ -71,9 +79,11 @@ def local_state(root: Path) -> dict[str, Any]:
 # --------------------------------------------------------------------------- DagBag
 
 
-def test_dagbag_imports_the_local_dag(airflow_env: dict[str, str], tmp_path: Path) -> None:
+def test_dagbag_imports_the_local_dag(
+    venv: af.Venv, airflow_env: dict[str, str], tmp_path: Path
+) -> None:
     env = airflow_env | {"MUSIC_ETL_LAKE": str(tmp_path / "lake")}
-    found = af.dag_runner("import", env)
+    found = af.dag_runner(venv, "import", env)
     assert found["import_errors"] == {}
     dag = found["dags"][af.DAG_ID]
     assert dag["tasks"] == LOCAL_TASKS
@@ -86,17 +96,20 @@ def test_dagbag_imports_the_local_dag(airflow_env: dict[str, str], tmp_path: Pat
     assert dag["catchup"] is False
     assert dag["schedule"] == "*/30 * * * *"
     assert set(dag["retries"].values()) == {3}
-    assert set(dag["backoff"].values()) == {2.0}
+    # Airflow 3 takes the multiplier; Airflow 2's schema a bool (its multiplier is always 2).
+    assert set(dag["backoff"].values()) == ({2.0} if venv.line == 3 else {True})
     assert dag["callbacks"] == LOCAL_TASKS
     assert dag["kinds"]["wait_for_streams"] == "FileSensor"
     assert dag["deferrable"]["wait_for_streams"] is True
 
 
-def test_dagbag_imports_the_glue_dag(airflow_env: dict[str, str], tmp_path: Path) -> None:
+def test_dagbag_imports_the_glue_dag(
+    venv: af.Venv, airflow_env: dict[str, str], tmp_path: Path
+) -> None:
     config = af.job_config(
         tmp_path / "jobs.json", dag={"mode": "glue"}, settings={"lake": "s3://bucket/music"}
     )
-    found = af.dag_runner("import", airflow_env | {"MUSIC_ETL_JOB_CONFIGS": str(config)})
+    found = af.dag_runner(venv, "import", airflow_env | {"MUSIC_ETL_JOB_CONFIGS": str(config)})
     assert found["import_errors"] == {}
     dag = found["dags"][af.DAG_ID]
     assert dag["tasks"] == GLUE_TASKS
@@ -111,16 +124,54 @@ def test_dagbag_imports_the_glue_dag(airflow_env: dict[str, str], tmp_path: Path
     assert dag["glue_args"]["validate"]["--LAKE_ROOT"] == "s3://bucket/music"
 
 
+@pytest.mark.parametrize("mode", ["local", "glue"])
+def test_the_dag_serializes_and_reads_back(
+    venv: af.Venv, airflow_env: dict[str, str], tmp_path: Path, mode: str
+) -> None:
+    """The scheduler's own round trip: Airflow 2's schema wants a bool backoff."""
+    config = af.job_config(
+        tmp_path / "jobs.json", dag={"mode": mode}, settings={"lake": str(tmp_path / "lake")}
+    )
+    found = af.dag_runner(venv, "serialize", airflow_env | {"MUSIC_ETL_JOB_CONFIGS": str(config)})
+    assert found.pop("import_errors") == {}
+    dag = found[af.DAG_ID]
+    assert dag["tasks"] == (GLUE_TASKS if mode == "glue" else LOCAL_TASKS)
+    assert set(dag["retries"].values()) == {3}
+    assert set(dag["backoff"].values()) == ({2.0} if venv.line == 3 else {True})
+
+
+def test_glue_mode_needs_no_embedded_engine(
+    venv: af.Venv, airflow_env: dict[str, str], tmp_path: Path
+) -> None:
+    """What an MWAA worker with `music-streaming-etl` (no extras) does in Glue mode."""
+    lake = Lake(tmp_path / "lake")
+    lake.put_dimensions()
+    lake.put_streams("one.csv", [(1, "t1", "2024-06-01 10:00:00")])
+    config = af.job_config(
+        tmp_path / "jobs.json", dag={"mode": "glue"}, settings={"lake": str(lake.root)}
+    )
+    env = airflow_env | {"MUSIC_ETL_JOB_CONFIGS": str(config), "MUSIC_ETL_SETTLE_SECONDS": "0"}
+    found = af.dag_runner(venv, "lean", env)
+    assert found == {
+        "mode": "glue",
+        "tasks": GLUE_TASKS,
+        "has_new_files": True,
+        "loaded": [],
+    }
+
+
 # --------------------------------------------------------------------------- dag test
 
 
-def test_dag_runs_end_to_end_on_a_local_lake(airflow_env: dict[str, str], tmp_path: Path) -> None:
+def test_dag_runs_end_to_end_on_a_local_lake(
+    venv: af.Venv, airflow_env: dict[str, str], tmp_path: Path
+) -> None:
     root = tmp_path / "lake"
     local_sample(root)
     env = airflow_env | {"MUSIC_ETL_LAKE": str(root)}
     # Then the same file lands again: nothing new, the ledger short-circuits the second run.
     landed_again = (root / "archive/streams/streams_0001.csv", root / "raw/streams/")
-    result = af.dag_runner("test", env, *landed_again)
+    result = af.dag_runner(venv, "test", env, *landed_again)
     assert result["state"] == "success"
     assert set(result["tasks"].values()) == {"success"}
     assert result["again"]["tasks"] == {
@@ -134,11 +185,11 @@ def test_dag_runs_end_to_end_on_a_local_lake(airflow_env: dict[str, str], tmp_pa
 
 @pytest.mark.aws
 def test_dag_runs_end_to_end_on_s3(
-    airflow_env: dict[str, str], moto_endpoint: str, aws_env: None, tmp_path: Path
+    venv: af.Venv, airflow_env: dict[str, str], moto_endpoint: str, aws_env: None, tmp_path: Path
 ) -> None:
     lake = moto_lake(moto_endpoint, tmp_path)
     generate_sample(lake.storage())
-    result = af.dag_runner("test", airflow_env | aws_process_env(lake))
+    result = af.dag_runner(venv, "test", airflow_env | aws_process_env(lake))
     assert result["state"] == "success"
     assert set(result["tasks"].values()) == {"success"}
     assert state_diff(lake.state(), expected_state(tmp_path)) == []
@@ -146,7 +197,7 @@ def test_dag_runs_end_to_end_on_s3(
 
 @pytest.mark.aws
 def test_glue_mode_starts_each_glue_job_in_order(
-    airflow_env: dict[str, str], moto_endpoint: str, aws_env: None, tmp_path: Path
+    venv: af.Venv, airflow_env: dict[str, str], moto_endpoint: str, aws_env: None, tmp_path: Path
 ) -> None:
     lake = moto_lake(moto_endpoint, tmp_path)
     generate_sample(lake.storage())
@@ -165,7 +216,7 @@ def test_glue_mode_starts_each_glue_job_in_order(
         glue={"jobs": jobs, "poll_interval_seconds": 1},
     )
     env = airflow_env | aws_process_env(lake) | {"MUSIC_ETL_JOB_CONFIGS": str(path)}
-    result = af.dag_runner("test", env)
+    result = af.dag_runner(venv, "test", env)
     assert result["state"] == "success", result
     assert set(result["tasks"].values()) == {"success"}
     started = []
@@ -176,7 +227,9 @@ def test_glue_mode_starts_each_glue_job_in_order(
     assert started == sorted(started)
 
 
-def test_a_failing_task_retries_then_notifies(airflow_env: dict[str, str], tmp_path: Path) -> None:
+def test_a_failing_task_retries_then_notifies(
+    venv: af.Venv, airflow_env: dict[str, str], tmp_path: Path
+) -> None:
     lake = Lake(tmp_path / "lake")
     lake.put_dimensions()
     lake.put_streams("one.csv", [(1, "t1", "2024-06-01 10:00:00")])
@@ -191,7 +244,7 @@ def test_a_failing_task_retries_then_notifies(airflow_env: dict[str, str], tmp_p
             "MUSIC_ETL_LOCK_WAIT_SECONDS": "0",
             "MUSIC_ETL_NOTIFIER": hook.url,
         }
-        result = af.dag_runner("test", env)
+        result = af.dag_runner(venv, "test", env)
     assert result["state"] == "failed"
     assert result["tasks"]["has_new_files"] == "failed"
     [message] = hook.received

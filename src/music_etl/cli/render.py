@@ -16,6 +16,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 
 from music_etl.adapters.sqlite_common import sqlite_error
+from music_etl.engines.base import missing_extra
 from music_etl.errors import (
     EXIT_CONFIG,
     MusicEtlError,
@@ -60,6 +61,8 @@ def translate(exc: BaseException) -> MusicEtlError | None:
         return from_os_error(exc)
     if isinstance(exc, sqlite3.Error):
         return sqlite_error(exc)
+    if isinstance(exc, ImportError):
+        return missing_extra(exc)
     return None
 
 

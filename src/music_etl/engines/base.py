@@ -72,11 +72,64 @@ class Engine(Protocol):
         ...
 
 
-def make_engine(name: str, storage: Storage) -> Engine:
-    """The engine called `name`, imported only when asked for."""
-    if name == "polars":
-        from music_etl.engines.polars.engine import PolarsEngine
+#: The packages of the `embedded` extra (`pip install 'music-streaming-etl[embedded]'`).
+EMBEDDED_PACKAGES = frozenset({"duckdb", "numpy", "polars", "pyarrow"})
 
+
+class NoEngine:
+    """For components that only discover and report: refuses any validation or compute.
+
+    The DAG's short-circuit opens the lake with it, so an Airflow worker that has only
+    the package without extras (Glue mode on Amazon MWAA) never imports Polars.
+    """
+
+    name = "none"
+
+    def validate_dimension(
+        self, contract: DatasetContract, source: Source, snapshot: str
+    ) -> Outcome:
+        """Never called: discovery validates nothing."""
+        raise self._refused()
+
+    def validate_streams(self, batch: StreamBatch) -> list[Outcome]:
+        """Never called: discovery validates nothing."""
+        raise self._refused()
+
+    def compute_days(self, days: Sequence[date]) -> DayResults:
+        """Never called: discovery computes nothing."""
+        raise self._refused()
+
+    @staticmethod
+    def _refused() -> RuntimeError:
+        return RuntimeError("Components opened for discovery (NoEngine) cannot run a batch.")
+
+
+def missing_extra(exc: ImportError) -> ConfigError | None:
+    """The user's error for a missing package of the `embedded` extra, or None for any other.
+
+    Example:
+        >>> missing_extra(ModuleNotFoundError("No module named 'polars'", name="polars"))
+        ConfigError("The embedded engine needs polars, which is not installed: pip install 'music-streaming-etl[embedded]'.")
+    """  # noqa: E501 - a doctest output is one line
+    root = (exc.name or "").partition(".")[0]
+    if not isinstance(exc, ModuleNotFoundError) or root not in EMBEDDED_PACKAGES:
+        return None
+    return ConfigError(
+        f"The embedded engine needs {root}, which is not installed: "
+        "pip install 'music-streaming-etl[embedded]'."
+    )
+
+
+def make_engine(name: str, storage: Storage) -> Engine:
+    """The engine called `name`, imported only when asked for.
+
+    A missing extra is a `ConfigError` that names it (exit 2), never a traceback.
+    """
+    if name == "polars":
+        try:
+            from music_etl.engines.polars.engine import PolarsEngine
+        except ModuleNotFoundError as exc:
+            raise (missing_extra(exc) or exc) from exc
         return PolarsEngine(storage)
     if name == "spark":
         try:

@@ -20,13 +20,13 @@ import importlib
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from music_etl.adapters.ledger.base import FAILED, new_owner
 from music_etl.adapters.notify import Notification
 from music_etl.adapters.storage.base import Storage
+from music_etl.engines.base import NoEngine
 from music_etl.errors import ConfigError, Terminal
 from music_etl.logic import layout
 from music_etl.orchestration.config import GlueJob, JobConfig, load_job_config
@@ -62,10 +62,11 @@ def pending_files(settings: Settings) -> list[str]:
     A `users.csv` or `songs.csv` counts when its content is not the one its snapshot
     was made from (`changed_dimensions`), as `music-etl run` judges it; stream files
     count per the ledger. Discovery reads only the lake and the ledger, under the lake
-    lock (it also finishes an archive move that a crash interrupted). The embedded
-    engine is opened in its place, so no Spark is started on an Airflow worker just to look.
+    lock (it also finishes an archive move that a crash interrupted). No engine is
+    opened (`NoEngine`), so an Airflow worker starts no Spark and imports no Polars
+    just to look.
     """
-    components = open_components(replace(settings, engine="polars"))
+    components = open_components(settings, engine=NoEngine())
     with lake_lock(components, new_owner()):
         streams = [item.key for item in discover(components).pending]
         return [*changed_dimensions(components.storage), *streams]

@@ -30,11 +30,12 @@ class Components:
     engine: Engine
 
 
-def open_components(settings: Settings) -> Components:
+def open_components(settings: Settings, engine: Engine | None = None) -> Components:
     """Open every adapter the settings name; nothing heavy is imported before it is needed.
 
     Refuses (`NotALake`) before anything is created when the lake path names no lake.
     Creates the DynamoDB tables the settings name that are missing (see `aws/tables.py`).
+    `engine` replaces the one the settings name (discovery passes `NoEngine()`).
     """
     storage = open_storage(settings.lake, endpoint=settings.aws_endpoint)
     require_lake(storage)
@@ -48,7 +49,7 @@ def open_components(settings: Settings) -> Components:
             busy_seconds=settings.lock_wait_seconds,
         ),
         serving=open_serving(settings.serving_url, endpoint=settings.aws_endpoint),
-        engine=make_engine(settings.engine, storage),
+        engine=engine or make_engine(settings.engine, storage),
     )
 
 
