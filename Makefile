@@ -43,7 +43,7 @@ typecheck: $(STAMP)  ## mypy --strict on src/
 unit: $(STAMP)  ## Only the fast tests
 	$(BIN)/pytest -n 2 -m "not slow and not spark and not airflow"
 
-glue-package: $(STAMP)  ## Build the Glue artifacts into dist/glue/ (wheel + job scripts)
+glue-package: $(STAMP)  ## Build the Glue artifacts into dist/glue/ (zip of wheels for --no-index, scripts, manifest)
 	$(BIN)/python scripts/glue_package.py
 
 bench: $(STAMP)  ## The 10 M-row benchmark (minutes; writes docs/benchmarks.md)
