@@ -51,7 +51,7 @@ unit: $(STAMP)  ## Only the fast tests
 packaging: $(STAMP)  ## Resolve the wheel under each MWAA image; the Python 3.12 smoke (~1.5 min)
 	$(BIN)/pytest -n 0 -m packaging tests/deploy/test_packaging.py
 
-glue-package: $(STAMP)  ## Build the Glue artifacts into dist/glue/ (wheel + job scripts)
+glue-package: $(STAMP)  ## Build the Glue artifacts into dist/glue/ (zip of wheels for --no-index, scripts, manifest)
 	$(BIN)/python scripts/glue_package.py
 
 bench: $(STAMP)  ## The 10 M-row benchmark (minutes; writes docs/benchmarks.md)

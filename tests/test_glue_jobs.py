@@ -7,7 +7,6 @@ mode, as Glue runs them, against a local lake.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -150,28 +149,3 @@ def test_glue_scripts_on_spark_equal_one_embedded_run(tmp_path: Path) -> None:
     assert run_script("load", glue_lake)["days"] == validation["days"]
     run(run_lake.settings(bad_row_threshold=0.5))
     assert lake_state(glue_lake) == lake_state(run_lake)
-
-
-# --------------------------------------------------------------------------- packaging
-
-
-def test_glue_package_lays_out_scripts_and_manifest(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location(
-        "glue_package", ROOT / "scripts" / "glue_package.py"
-    )
-    assert spec is not None and spec.loader is not None
-    package = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(package)
-    keys = package.copy_scripts(tmp_path)
-    for stage, script in SCRIPTS.items():
-        # The keys infra/music-etl.yaml's ScriptLocation names under its ArtifactsPrefix.
-        assert keys[stage] == f"glue_jobs/{script.parent.name}/{script.name}"
-        assert (tmp_path / keys[stage]).read_bytes() == script.read_bytes()
-    wheel = tmp_path / "dist" / "music_streaming_etl-0.1.0-py3-none-any.whl"
-    manifest = package.job_manifest(wheel, keys)
-    assert manifest["wheel"] == "dist/" + wheel.name
-    jobs = manifest["jobs"]
-    assert sorted(jobs) == ["load", "transform", "validation"]
-    for stage, job in jobs.items():
-        assert job["script"].endswith(keys[stage])
-        assert job["arguments"]["--additional-python-modules"].endswith("dist/" + wheel.name)
