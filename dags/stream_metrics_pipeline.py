@@ -60,9 +60,11 @@ def wait_for_streams() -> Any:
     return FileSensor(filepath=pattern, fs_conn_id=CONFIG.dag.fs_conn_id, **common)
 
 
-@task.short_circuit
+# `none_failed`: also when the sensor skipped (no new stream file), a changed users.csv or
+# songs.csv still starts a run.
+@task.short_circuit(trigger_rule="none_failed")
 def has_new_files() -> bool:
-    """Stop here when the ledger says every file in raw/streams/ is already processed."""
+    """Stop here unless a stream file is new or changed, or users.csv or songs.csv changed."""
     return steps.has_new_files(CONFIG)
 
 

@@ -71,6 +71,7 @@ def describe(folder: str) -> dict[str, Any]:
                 "retries": {t.task_id: t.retries for t in dag.tasks},
                 "backoff": {t.task_id: t.retry_exponential_backoff for t in dag.tasks},
                 "callbacks": sorted(t.task_id for t in dag.tasks if t.on_failure_callback),
+                "trigger_rules": {t.task_id: str(t.trigger_rule) for t in dag.tasks},
                 "deferrable": {t.task_id: getattr(t, "deferrable", None) for t in dag.tasks},
                 "kinds": {t.task_id: type(t).__name__ for t in dag.tasks},
                 "glue_args": {

@@ -99,6 +99,8 @@ def test_dagbag_imports_the_local_dag(
     # Airflow 3 takes the multiplier; Airflow 2's schema a bool (its multiplier is always 2).
     assert set(dag["backoff"].values()) == ({2.0} if venv.line == 3 else {True})
     assert dag["callbacks"] == LOCAL_TASKS
+    # A skipped (soft-failed) sensor still lets a changed users.csv/songs.csv start a run.
+    assert dag["trigger_rules"]["has_new_files"].lower().endswith("none_failed")
     assert dag["kinds"]["wait_for_streams"] == "FileSensor"
     assert dag["deferrable"]["wait_for_streams"] is True
 
