@@ -71,8 +71,17 @@ def valid_rows(frame: pl.DataFrame, contract: DatasetContract) -> pl.DataFrame:
 
 
 def without_raw(frame: pl.DataFrame) -> pl.DataFrame:
-    """The judged rows without the raw values (which bad records alone need)."""
-    return frame.drop(c for c in frame.columns if c.startswith(RAW_PREFIX))
+    """The judged rows without the raw values (which bad records alone need).
+
+    The other columns are shared as they are: `drop` would rechunk every column of a
+    frame whose columns are chunked differently (as Polars 2's streaming engine leaves
+    them), copying the whole batch.
+    """
+    out = frame.clone()  # shallow: the columns' memory is shared
+    for name in frame.columns:
+        if name.startswith(RAW_PREFIX):
+            out.drop_in_place(name)
+    return out
 
 
 def bad_rows(frame: pl.DataFrame, contract: DatasetContract) -> pl.DataFrame:
