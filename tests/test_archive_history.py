@@ -73,7 +73,8 @@ def test_every_processed_version_is_kept_in_processing_order(lake: Lake) -> None
     storage = lake.storage
     manifests = [i.key for i in storage.list(layout.ARCHIVE_MANIFEST)]
     assert [layout.manifest_seq(k) for k in manifests] == [1, 2, 3, 4]
-    assert [layout.original_key(m.split("/")[-1]) for m in manifests]  # names parse
+    a, b = layout.source_id("raw/streams/a.csv"), layout.source_id("raw/streams/b.csv")
+    assert [layout.parse_manifest_key(k)[1] for k in manifests] == [a, b, a, a]
     assert storage.read_bytes(layout.archive_key("raw/streams/a.csv")) == A1
     earlier = sorted(storage.read_bytes(i.key) for i in storage.list(layout.ARCHIVE_VERSIONS))
     assert earlier == sorted([A1, A2])  # each version that was replaced, by content

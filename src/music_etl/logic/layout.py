@@ -72,9 +72,21 @@ def manifest_key(seq: int, raw_key: str, content_hash: str) -> str:
     return f"{ARCHIVE_MANIFEST}{seq:012d}-{source_id(raw_key)}-{content_hash[:16]}.json"
 
 
+def parse_manifest_key(key: str) -> tuple[int, str, str]:
+    """(processing order, source id, hash16) of a `manifest_key`.
+
+    >>> parse_manifest_key("archive/manifest/000000000007-a-9c1ed577-9f86d081884c7d65.json")
+    (7, 'a-9c1ed577', '9f86d081884c7d65')
+    """
+    name = key.removeprefix(ARCHIVE_MANIFEST).removesuffix(".json")
+    seq, _, rest = name.partition("-")
+    sid, _, digest = rest.rpartition("-")
+    return int(seq), sid, digest
+
+
 def manifest_seq(key: str) -> int:
     """The processing order a manifest key names."""
-    return int(key.removeprefix(ARCHIVE_MANIFEST).split("-", 1)[0])
+    return parse_manifest_key(key)[0]
 
 
 def original_key(key: str) -> str:

@@ -32,7 +32,7 @@ from music_etl.logic import layout
 from music_etl.orchestration.config import GlueJob, JobConfig, load_job_config
 from music_etl.pipeline.batch import FileResult
 from music_etl.pipeline.components import lake_lock, open_components
-from music_etl.pipeline.notify import deliver
+from music_etl.pipeline.notify import deliver, file_details
 from music_etl.pipeline.run import RunReport, discover, run
 from music_etl.settings import Settings
 
@@ -125,9 +125,11 @@ def summarize(result: RunReport) -> dict[str, Any]:
         "run_id": result.run_id,
         "files": len(result.files),
         "processed": len(result.processed),
-        "rows_in": sum(f.rows_in for f in result.files),
-        "rows_valid": sum(f.rows_valid for f in result.processed),
-        "rows_bad": sum(f.rows_bad for f in result.processed),
+        # The run's one set of totals (rejected files' rows included), as `run` prints them.
+        "rows_in": result.totals.rows_in,
+        "rows_valid": result.totals.valid,
+        "rows_loaded": result.totals.loaded,
+        "rows_bad": result.totals.bad,
         "days": list(result.days),
         "failed": [
             {"file": f.key, "reason": f.error, "message": f.message, "rows_in": f.rows_in}
@@ -140,14 +142,7 @@ def summarize(result: RunReport) -> dict[str, Any]:
 
 def _dimension(result: FileResult) -> dict[str, Any]:
     """A dimension file's verdict: `accepted`, or `failed` with the previous snapshot in force."""
-    return {
-        "file": result.key,
-        "status": result.status,
-        "reason": result.error,
-        "rows_in": result.rows_in,
-        "rows_valid": result.rows_valid,
-        "bad_by_reason": dict(result.bad_by_reason),
-    }
+    return {**file_details(result), "status": result.status}
 
 
 def glue_arguments(job: GlueJob, settings: Settings) -> dict[str, str]:

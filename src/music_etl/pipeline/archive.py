@@ -48,9 +48,11 @@ def archive(
     written first: a crash before the move leaves the file in the landing zone, done in
     the ledger, and the next run's discovery archives it.
     """
-    manifest = _manifest_of(storage, raw_key, content_hash)
+    manifests = _manifest_keys(storage)
+    manifest = _latest_if_same(manifests, raw_key, content_hash)
     if manifest is None:
-        manifest = layout.manifest_key(next_seq(storage), raw_key, content_hash)
+        seq = max((layout.manifest_seq(k) for k in manifests), default=0) + 1
+        manifest = layout.manifest_key(seq, raw_key, content_hash)
         body = {"file_key": raw_key, "content_hash": content_hash}
         body["processed_at"] = clock.isoformat()
         storage.write_bytes(manifest, json.dumps(body, sort_keys=True).encode())
@@ -67,13 +69,11 @@ def archive(
 def versions(storage: Storage) -> list[Version]:
     """Every processed version, in processing order."""
     found = []
-    for info in storage.list(layout.ARCHIVE_MANIFEST):
-        if not info.key.endswith(".json"):
-            continue
-        data = json.loads(storage.read_bytes(info.key))
+    for key in _manifest_keys(storage):
+        data = json.loads(storage.read_bytes(key))
         found.append(
             Version(
-                seq=layout.manifest_seq(info.key),
+                seq=layout.manifest_seq(key),
                 file_key=str(data["file_key"]),
                 content_hash=str(data["content_hash"]),
                 processed_at=str(data.get("processed_at", "")),
@@ -95,25 +95,19 @@ def locate(storage: Storage, version: Version) -> str | None:
     return None
 
 
-def next_seq(storage: Storage) -> int:
-    """One more than the latest manifest's number (callers hold the lake lock)."""
-    keys = [i.key for i in storage.list(layout.ARCHIVE_MANIFEST) if i.key.endswith(".json")]
-    return max((layout.manifest_seq(k) for k in keys), default=0) + 1
+def _manifest_keys(storage: Storage) -> list[str]:
+    """Every manifest's key (one listing; callers hold the lake lock)."""
+    return [i.key for i in storage.list(layout.ARCHIVE_MANIFEST) if i.key.endswith(".json")]
 
 
-def _manifest_of(storage: Storage, raw_key: str, content_hash: str) -> str | None:
+def _latest_if_same(manifests: list[str], raw_key: str, content_hash: str) -> str | None:
     """The key's latest manifest if it names this version (a crash before its move)."""
     sid = layout.source_id(raw_key)
-    mine = [
-        info.key
-        for info in storage.list(layout.ARCHIVE_MANIFEST)
-        if info.key.split("-", 1)[-1].rsplit("-", 1)[0] == sid
-    ]
+    mine = [k for k in manifests if layout.parse_manifest_key(k)[1] == sid]
     if not mine:
         return None
     latest = max(mine, key=layout.manifest_seq)
-    wanted = layout.manifest_key(0, raw_key, content_hash).split("-", 1)[1]
-    return latest if latest.split("-", 1)[1] == wanted else None
+    return latest if layout.parse_manifest_key(latest)[2] == content_hash[:16] else None
 
 
 def _keep_earlier(storage: Storage, latest: str, content_hash: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from music_etl.adapters.ledger.base import FAILED
 from music_etl.adapters.notify import Notification, Notifier, open_notifier
@@ -102,7 +103,7 @@ def failure_notification(
             "lake": settings.lake,
             "run_id": run_id,
             "bad_row_threshold": settings.bad_row_threshold,
-            "failed": [_file_details(f) for f in failed[:MAX_LISTED]],
+            "failed": [file_details(f) for f in failed[:MAX_LISTED]],
             "failed_count": len(failed),
         },
     )
@@ -120,7 +121,8 @@ def _file_line(result: FileResult) -> str:
     return line
 
 
-def _file_details(result: FileResult) -> dict[str, object]:
+def file_details(result: FileResult) -> dict[str, Any]:
+    """A file's outcome as JSON-ready fields (notifications, the Airflow summary)."""
     return {
         "file": result.key,
         "reason": result.error,
