@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from music_etl.adapters.storage.base import ObjectInfo, Storage
+from music_etl.adapters.storage.base import ListsIrregular, ObjectInfo, Storage
 from music_etl.logic import layout
 
 #: Markers `init` writes: neither taken nor reported.
@@ -116,5 +116,6 @@ def _name_problem(key: str) -> str:
 
 
 def _irregular(storage: Storage) -> Sequence[tuple[str, str]]:
-    lister = getattr(storage, "irregular", None)
-    return list(lister(layout.RAW_STREAMS)) if lister else []
+    if isinstance(storage, ListsIrregular):
+        return list(storage.irregular(layout.RAW_STREAMS))
+    return []  # S3 holds objects only

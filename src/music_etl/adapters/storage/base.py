@@ -84,3 +84,12 @@ class LeavesTemporaries(Protocol):
     def sweep_temporaries(self) -> int:
         """Delete temp files of interrupted writes; only safe under the lake lock."""
         ...
+
+
+@runtime_checkable
+class ListsIrregular(Protocol):
+    """A capability: storage that can hold entries which are not objects (links, FIFOs)."""
+
+    def irregular(self, prefix: str) -> Iterator[tuple[str, str]]:
+        """(key, kind) of each entry under `prefix` that is not a regular file."""
+        ...
