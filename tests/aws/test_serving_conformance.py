@@ -171,3 +171,35 @@ def test_missing_tables_say_how_to_create_them(s3_lake: AwsLake) -> None:
     store = open_serving(s3_lake.dynamodb, endpoint=s3_lake.endpoint)
     with pytest.raises(Exception, match="music-etl aws init"):
         store.scan("DailyGenreKPIs")
+
+
+def test_reads_one_day_one_key_and_lists_days(store: ServingStore) -> None:
+    store.replace_days([D1, D2], merged(items(D1, ["pop", "rock"]), items(D2, ["jazz"])))
+    assert store.days() == [D1, D2]
+    assert store.read("DailyGenreKPIs", [D2]) == [kpi(D2, "jazz", listeners=1)]
+    assert store.read("DailyGenreKPIs", [D1, D2], sort_key="rock") == [kpi(D1, "rock", 2)]
+    assert store.read("TopSongsPerGenre", [D1], sort_key="pop") == [songs(D1, "pop")]
+    assert [r["genre"] for r in store.read("TopGenresPerDay", [D1])] == ["pop", "rock"]
+    assert store.read("TopGenresPerDay", [D1], sort_key=2) == genres(D1, ["pop", "rock"])[1:]
+    assert store.read("DailyGenreKPIs", ["2030-01-01"]) == []
+    assert store.read("DailyGenreKPIs", []) == []
+
+
+def test_version_moves_with_every_replace(store: ServingStore) -> None:
+    before = store.version()
+    assert store.version() == before
+    store.replace_days([D1], items(D1, ["pop"]))
+    after = store.version()
+    assert after != before
+    assert store.version() == after
+    store.replace_days([D1], items(D1, ["rock"]))
+    assert store.version() != after
+
+
+def test_sqlite_version_sees_another_connections_commit(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'serving.sqlite'}"
+    writer, reader = open_serving(url), open_serving(url)
+    seen = reader.version()
+    writer.replace_days([D1], items(D1, ["pop"]))
+    assert reader.version() != seen
+    assert reader.read("TopGenresPerDay", [D1]) == genres(D1, ["pop"])

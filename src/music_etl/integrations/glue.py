@@ -185,6 +185,20 @@ class _NotYet:
         """Never read during validation."""
         raise NotImplementedError(table)
 
+    def days(self) -> list[str]:
+        """Never read during validation."""
+        raise NotImplementedError
+
+    def read(
+        self, table: str, days: Sequence[str], *, sort_key: str | int | None = None
+    ) -> list[dict[str, Any]]:
+        """Never read during validation."""
+        raise NotImplementedError(table)
+
+    def version(self) -> str:
+        """Never read during validation."""
+        raise NotImplementedError
+
 
 # --------------------------------------------------------------------------- entry points
 

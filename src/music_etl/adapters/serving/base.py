@@ -18,6 +18,24 @@ class ServingStore(Protocol):
         """Every item of `table`, ordered by key."""
         ...
 
+    def days(self) -> list[str]:
+        """Every day that has results (a `TopGenresPerDay` item), ascending."""
+        ...
+
+    def read(
+        self, table: str, days: Sequence[str], *, sort_key: str | int | None = None
+    ) -> list[dict[str, Any]]:
+        """The items of `table` on `days` (only those with that sort key when given), by key.
+
+        Reads one day's partition, not the table: what the serving API needs to stay fast
+        on years of days.
+        """
+        ...
+
+    def version(self) -> str:
+        """An opaque token that changes whenever a `replace_days` commits (HTTP ETags)."""
+        ...
+
 
 @dataclass(frozen=True, kw_only=True)
 class SkippedItem:

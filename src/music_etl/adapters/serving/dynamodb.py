@@ -21,6 +21,8 @@ Example:
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -32,7 +34,7 @@ from music_etl.adapters.aws.items import item_problem
 from music_etl.adapters.aws.session import make_client, parse_dynamodb_url
 from music_etl.adapters.serving.base import SkippedItem
 from music_etl.logic.contract import KPI_METRICS
-from music_etl.logic.serving_model import DAILY_GENRE_KPIS, SERVING_KEYS
+from music_etl.logic.serving_model import DAILY_GENRE_KPIS, SERVING_KEYS, TOP_GENRES_PER_DAY
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,8 @@ FLOAT_ATTRIBUTES = frozenset(m.name for m in KPI_METRICS if m.op == "ratio")
 #: The table and partition holding one marker item per day loaded with skipped items.
 MARKER_TABLE = DAILY_GENRE_KPIS
 MARKER_PARTITION = "__load__"
+#: The item whose `token` changes at every `replace_days` (partition, sort key).
+VERSION_KEY = {"date": "__version__", "genre": "serving"}
 #: Issues kept on a marker item (the count is always complete; the log has every one).
 MARKER_ISSUES = 20
 
@@ -71,6 +75,9 @@ class DynamoDBServingStore:
             skipped += self._replace(table, days, items.get(table, []))
         self._mark(days, skipped)
         self.last_skipped = skipped
+        token = {**VERSION_KEY, "token": f"{time.time_ns()}-{uuid.uuid4().hex[:12]}"}
+        with translated(f"Writing the version item of {self.target.table(MARKER_TABLE)}"):
+            self.client.put_item(TableName=self.target.table(MARKER_TABLE), Item=encode(token))
 
     def flagged_days(self) -> dict[str, int]:
         """Every day loaded with skipped items: day -> how many were skipped."""
@@ -83,8 +90,42 @@ class DynamoDBServingStore:
         """Every item of `table` as plain Python values, ordered by key (no markers)."""
         pk, sk = SERVING_KEYS[table]
         rows = [decode(item, floats=FLOAT_ATTRIBUTES) for item in self._scan(table)]
-        rows = [row for row in rows if row[pk] != MARKER_PARTITION]
+        rows = [row for row in rows if not _internal(row[pk])]
         return sorted(rows, key=lambda row: (row[pk], row[sk]))
+
+    def days(self) -> list[str]:
+        """Every day with a `TopGenresPerDay` item, ascending (a key-only scan)."""
+        name = self.target.table(TOP_GENRES_PER_DAY)
+        pages = self.client.get_paginator("scan").paginate(
+            TableName=name, ProjectionExpression="#d", ExpressionAttributeNames={"#d": "date"}
+        )
+        found: set[str] = set()
+        with translated(f"Listing the days of the DynamoDB table {name}"):
+            for page in pages:
+                found.update(decode(item)["date"] for item in page.get("Items", []))
+        return sorted(day for day in found if not _internal(day))
+
+    def read(
+        self, table: str, days: Sequence[str], *, sort_key: str | int | None = None
+    ) -> list[dict[str, Any]]:
+        """The items of `table` on `days` (one `Query` per day), ordered by key."""
+        pk, sk = SERVING_KEYS[table]
+        rows: list[dict[str, Any]] = []
+        for day in sorted(set(days)):
+            if _internal(day):
+                continue
+            for item in self._query(table, day, f"Reading {day}", sort_key=sort_key):
+                rows.append({**item, **{k: float(item[k]) for k in FLOAT_ATTRIBUTES & item.keys()}})
+        return sorted(rows, key=lambda row: (row[pk], row[sk]))
+
+    def version(self) -> str:
+        """The token of the version item, which every `replace_days` rewrites last."""
+        name = self.target.table(MARKER_TABLE)
+        with translated(f"Reading the version item of {name}"):
+            answer = self.client.get_item(
+                TableName=name, Key=encode(VERSION_KEY), ConsistentRead=True
+            )
+        return str(decode(answer.get("Item", {})).get("token", "empty"))
 
     def _replace(
         self, table: str, days: Sequence[str], items: list[dict[str, Any]]
@@ -138,17 +179,28 @@ class DynamoDBServingStore:
             yield key[pk], key[sk]
 
     def _query(
-        self, table: str, partition: str, what: str, *, project: bool = False
+        self,
+        table: str,
+        partition: str,
+        what: str,
+        *,
+        project: bool = False,
+        sort_key: str | int | None = None,
     ) -> Iterator[dict[str, Any]]:
         pk, sk = SERVING_KEYS[table]
         name = self.target.table(table)
         options: dict[str, Any] = {"ProjectionExpression": "#pk, #sk"} if project else {}
-        names = {"#pk": pk, "#sk": sk} if project else {"#pk": pk}
+        names = {"#pk": pk, "#sk": sk} if project or sort_key is not None else {"#pk": pk}
+        condition = "#pk = :partition"
+        values: dict[str, str | int] = {":partition": partition}
+        if sort_key is not None:
+            condition += " AND #sk = :sort"
+            values[":sort"] = sort_key
         pages = self.client.get_paginator("query").paginate(
             TableName=name,
-            KeyConditionExpression="#pk = :partition",
+            KeyConditionExpression=condition,
             ExpressionAttributeNames=names,
-            ExpressionAttributeValues=encode({":partition": partition}),
+            ExpressionAttributeValues=encode(values),
             ConsistentRead=True,
             **options,
         )
@@ -163,6 +215,11 @@ class DynamoDBServingStore:
         with translated(f"Scanning the DynamoDB table {name}"):
             for page in pages:
                 yield from page.get("Items", [])
+
+
+def _internal(partition: str) -> bool:
+    """A partition of the store's own bookkeeping (`__load__`, `__version__`), not a day."""
+    return partition.startswith("__")
 
 
 def _sorted_out(

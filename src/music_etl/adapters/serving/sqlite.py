@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,6 +34,9 @@ class SQLiteServingStore:
 
     def __init__(self, url: str) -> None:
         self._conn = connect(url, _SCHEMA)
+        self._nonce = uuid.uuid4().hex[:12]
+        self._own_writes = 0
+        """Commits on this connection (`data_version` counts only other connections')."""
 
     def close(self) -> None:
         """Close the connection."""
@@ -48,12 +52,41 @@ class SQLiteServingStore:
             self._conn.execute("ROLLBACK")
             raise
         self._conn.execute("COMMIT")
+        self._own_writes += 1
 
     def scan(self, table: str) -> list[dict[str, Any]]:
         """Every row of `table` ordered by its key, JSON attributes decoded."""
         pk, sk = SERVING_KEYS[table]
         rows = self._conn.execute(f"SELECT * FROM {table} ORDER BY {pk}, {sk}").fetchall()
         return [_decode(dict(row)) for row in rows]
+
+    def days(self) -> list[str]:
+        """Every day with a `TopGenresPerDay` row, ascending."""
+        sql = f"SELECT DISTINCT date FROM {TOP_GENRES_PER_DAY} ORDER BY date"
+        return [row[0] for row in self._conn.execute(sql).fetchall()]
+
+    def read(
+        self, table: str, days: Sequence[str], *, sort_key: str | int | None = None
+    ) -> list[dict[str, Any]]:
+        """The rows of `table` on `days` (with that sort key when given), ordered by key."""
+        pk, sk = SERVING_KEYS[table]
+        if not days:
+            return []
+        where = f"{pk} IN ({', '.join('?' * len(days))})"
+        params: list[Any] = list(days)
+        if sort_key is not None:
+            where += f" AND {sk} = ?"
+            params.append(sort_key)
+        sql = f"SELECT * FROM {table} WHERE {where} ORDER BY {pk}, {sk}"
+        return [_decode(dict(row)) for row in self._conn.execute(sql, params).fetchall()]
+
+    def version(self) -> str:
+        """SQLite's `data_version` for this connection: it moves when another one commits.
+
+        Prefixed with this connection's identity, so two processes never share a token.
+        """
+        (number,) = self._conn.execute("PRAGMA data_version").fetchone()
+        return f"{self._nonce}-{self._own_writes}-{number}"
 
     def _replace(self, table: str, days: Sequence[str], items: list[dict[str, Any]]) -> None:
         self._conn.executemany(f"DELETE FROM {table} WHERE date = ?", [(d,) for d in days])
