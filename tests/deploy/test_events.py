@@ -2,13 +2,13 @@
 
 The check (`orchestration.airflow.pending_files`) runs in-process, with no Airflow, on
 a local lake and on moto. The rule is deployed from `infra/music-etl.yaml` into moto
-over HTTP; moto's rules deliver to SQS, logs and buses only, not to Step Functions,
-and a bucket made by moto's CloudFormation fails `PutBucketNotificationConfiguration`
-(HTTP 500). So the test checks the pieces: the bucket's EventBridge setting in the
-template, the rule's pattern against S3 "Object Created" events
-(`TestEventPattern`), its target (the state machine, the trigger role, the whole
-event as input), and an execution started with that event. Not covered: S3 emitting
-the event for this bucket and EventBridge itself calling `StartExecution`.
+over HTTP. A real PUT on the stack's bucket makes moto's S3 emit its EventBridge event,
+which the deployed rule matches and delivers; moto delivers to SQS, logs and buses but
+not to Step Functions, so an SQS tap on the rule receives the event and the test starts
+the execution with it. Also checked: the bucket's EventBridge setting in the template
+(moto's CloudFormation does not apply it), the rule's pattern against other keys, and
+its target (the state machine, the trigger role, the whole event as input). Not
+covered: EventBridge itself calling `StartExecution`.
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def test_the_lake_bucket_sends_its_events_to_eventbridge() -> None:
 
 @pytest.mark.aws
 @pytest.mark.filterwarnings("ignore:Tried to parse AWS.*not supported by moto:UserWarning")
-def test_a_new_stream_file_starts_the_flow(moto_endpoint: str, stack: dict[str, str]) -> None:
+def test_the_rule_matches_stream_files_and_targets_the_flow(moto_endpoint: str, stack: dict[str, str]) -> None:
     events = client("events", moto_endpoint)
     pattern = events.describe_rule(Name=stack["rule"])["EventPattern"]
 
@@ -147,10 +147,41 @@ def test_a_new_stream_file_starts_the_flow(moto_endpoint: str, stack: dict[str, 
     assert flow["RoleArn"].endswith(f":role/music-etl-{stack['env']}-trigger")
     assert "Input" not in flow and "InputTransformer" not in flow  # the whole event
 
-    # EventBridge's delivery, which moto does not make to a Step Functions target.
-    event = s3_event(stack["bucket"], "lake/raw/streams/2024/a.csv")
+
+@pytest.mark.aws
+@pytest.mark.filterwarnings("ignore:Tried to parse AWS.*not supported by moto:UserWarning")
+def test_s3_emits_the_event_the_rule_sends_to_the_flow(
+    moto_endpoint: str, stack: dict[str, str]
+) -> None:
+    """A real PUT on moto: S3 emits, the deployed rule matches and delivers to its targets.
+
+    moto delivers a rule's events to SQS but not to Step Functions (and stops at the first
+    target it cannot serve), so an SQS queue is put first on the rule as a tap; the event
+    it receives is the one EventBridge hands the state machine, whole (no input
+    transformer), and starting the execution with it is EventBridge's last hop.
+    """
+    s3, sqs, events = (client(name, moto_endpoint) for name in ("s3", "sqs", "events"))
+    # moto's CloudFormation leaves out the bucket's EventBridge setting the template has.
+    s3.put_bucket_notification_configuration(
+        Bucket=stack["bucket"], NotificationConfiguration={"EventBridgeConfiguration": {}}
+    )
+    tap = sqs.create_queue(QueueName=f"tap-{stack['env']}")["QueueUrl"]
+    tap_arn = sqs.get_queue_attributes(QueueUrl=tap, AttributeNames=["QueueArn"])
+    [flow] = events.list_targets_by_rule(Rule=stack["rule"])["Targets"]
+    events.remove_targets(Rule=stack["rule"], Ids=[flow["Id"]])
+    tap_target = {"Id": "tap", "Arn": tap_arn["Attributes"]["QueueArn"]}
+    events.put_targets(Rule=stack["rule"], Targets=[tap_target, flow])
+
+    for key in ("lake/raw/users/users.csv", "lake/archive/streams/a.csv", "lake/raw/streams/a.csv"):
+        s3.put_object(Bucket=stack["bucket"], Key=key, Body=b"user_id,track_id,listen_time\n")
+    answer = sqs.receive_message(QueueUrl=tap, MaxNumberOfMessages=10, WaitTimeSeconds=2)
+    [message] = answer.get("Messages", [])  # only the stream file's event matched
+    event = json.loads(message["Body"])
+    assert event["source"] == "aws.s3" and event["detail-type"] == "Object Created"
+    assert event["detail"]["object"]["key"] == "lake/raw/streams/a.csv"
+
     sfn = client("stepfunctions", moto_endpoint)
-    sfn.start_execution(stateMachineArn=flow["Arn"], input=json.dumps(event))
+    sfn.start_execution(stateMachineArn=flow["Arn"], input=message["Body"])
     [execution] = sfn.list_executions(stateMachineArn=stack["StateMachineArn"])["executions"]
     described = sfn.describe_execution(executionArn=execution["executionArn"])
-    assert json.loads(described["input"])["detail"]["object"]["key"].endswith("/a.csv")
+    assert json.loads(described["input"])["detail"]["object"]["key"] == "lake/raw/streams/a.csv"
