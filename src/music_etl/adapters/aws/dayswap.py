@@ -207,9 +207,7 @@ class Pointers:
         return all(now[each.day].live == each.version for each in chunk)
 
     def _flip_action(self, flip: Flip) -> dict[str, Any]:
-        expression = (
-            "SET #live = :v, #ranked = :n, #skipped = :s, #loaded = :t DELETE #pending :vs"
-        )
+        expression = "SET #live = :v, #ranked = :n, #skipped = :s, #loaded = :t DELETE #pending :vs"
         values: dict[str, Any] = {
             ":v": flip.version,
             ":vs": {flip.version},

@@ -234,8 +234,7 @@ class DynamoDBServingStore:
             refused.extend(_skipped(table, days, item, f"DynamoDB refused it: {reason}"))
 
         requests = [
-            put_request({**item, "date": version_partition(item["date"], version)})
-            for item in good
+            put_request({**item, "date": version_partition(item["date"], version)}) for item in good
         ]
         name = self.target.table(table)
         batch_write(self.client, name, requests, self.backoff, on_rejected=on_rejected)
