@@ -1,16 +1,26 @@
 """The serving store in DynamoDB: `DailyGenreKPIs`, `TopSongsPerGenre`, `TopGenresPerDay`.
 
-A day is replaced by putting its new items, then deleting the keys it had that the new
-set lacks. DynamoDB has no transaction that large, so a reader may briefly see a day
-half replaced; a crash in between leaves the day recorded in the ledger's claim, and the
-next run recomputes and replaces it again.
+A reader never sees a day half replaced (`docs/aws.md`, "Loading a day"). A load of the
+days `D…` records its version on each day's pointer item (`DailyGenreKPIs`, partition
+`__day__`, sort key `D`, see `adapters/aws/dayswap.py`), writes the items under the
+partition `D#<version>` (same tables, same sort keys), then flips every day's pointer to
+the new version in one transaction that also rewrites the version item `__version__`
+(two loaders of a day: the second flip fails, `LoadConflict`, retryable). The store's
+readers (`read`, `scan`, `days`, `flagged_days`) follow the pointers. After the flip the
+load copies the new items into the plain partition `D` (put, then delete the stale
+keys), so a plain `GetItem`/`Query` on the seed's keys returns the day; only plain
+readers can see a mix, during that copy. The next load of a day deletes the copies that
+are not live: a crashed load's (before its flip) and the one retired by the last flip.
+A day loaded before pointers existed is read from its plain partition; the first load by
+this code gives every such day a pointer (`__day__`/`__migrated__` says it is done).
 
 An item DynamoDB cannot store (a missing or empty key, a NaN, over 400 KB, anything it
 answers `ValidationException` to) is skipped, logged with its key and reason, and the
-rest of the day is written; its key no longer holds an old value. A day with skipped
-items is flagged by a marker item in `DailyGenreKPIs` under the partition `__load__`
-(sort key: the day; `skipped`, `issues`, `loaded_at`), which a clean reload removes.
-A plain `Query` on a date never sees a marker; `scan` leaves them out.
+rest of the day is written; the new copy simply lacks it. A day with skipped items is
+flagged on its pointer (`skipped`, in the flip) and, for plain readers, by a marker item
+in `DailyGenreKPIs` under the partition `__load__` (sort key: the day; `skipped`,
+`issues`, `loaded_at`), which a clean reload removes. A plain `Query` on a date never
+sees pointers, markers or versioned copies; `scan` returns the live copies only.
 
 Example:
     >>> store = DynamoDBServingStore("dynamodb://?region=eu-west-1&prefix=dev-")  # doctest: +SKIP
