@@ -143,28 +143,40 @@ def test_a_crash_after_the_flip_serves_the_new_day_and_the_next_load_copies_it(
     assert plain(aws_lake, D1) == live(reader, D1) == items(D1, NEW)
 
 
-@pytest.mark.parametrize("moment", ["before the flip", "after the flip"])
+#: When the second loader runs, inside the first one: (hook, operation, call number).
+MOMENTS = {
+    "while the first writes": ("before", "BatchWriteItem", 2),
+    "just before the first flips": ("before", "TransactWriteItems", 1),
+    "after the first flipped": ("after", "TransactWriteItems", 1),
+}
+
+
+@pytest.mark.parametrize("moment", MOMENTS)
 def test_two_loaders_of_one_day_end_with_one_consistent_version(
     aws_lake: AwsLake, moment: str
 ) -> None:
     aws_lake.serving().replace_days([D1], items(D1, ["first"]))
     first, second, reader = aws_lake.serving(), aws_lake.serving(), aws_lake.serving()
-    ran: list[str] = []
+    when, operation, nth = MOMENTS[moment]
+    calls: list[str] = []
 
     def other_loader(op: str) -> None:
-        if op == "TransactWriteItems" and not ran:
-            ran.append(op)
-            second.replace_days([D1], items(D1, NEW))
+        if op == operation:
+            calls.append(op)
+            if len(calls) == nth:
+                second.replace_days([D1], items(D1, NEW))
 
-    on_call(first, "before" if moment == "before the flip" else "after", other_loader)
-    if moment == "before the flip":
+    on_call(first, when, other_loader)
+    if when == "before":
         with pytest.raises(LoadConflict, match="run again"):
             first.replace_days([D1], items(D1, OLD))
     else:
         first.replace_days([D1], items(D1, OLD))
-    assert ran
+    assert len(calls) >= nth
     assert live(reader, D1) == items(D1, NEW), "the load that flipped last"
     assert plain(aws_lake, D1) == items(D1, NEW)
+    copies = {p for p in partitions(aws_lake, "DailyGenreKPIs") if p.startswith(f"{D1}#")}
+    assert len(copies) == 2, "the live copy and the one it retired; the loser's is gone"
     first.replace_days([D1], items(D1, OLD))  # the loser, run again
     assert plain(aws_lake, D1) == live(reader, D1) == items(D1, OLD)
 

@@ -52,6 +52,7 @@ from music_etl.adapters.aws.errors import translated
 from music_etl.adapters.aws.items import item_problem
 from music_etl.adapters.aws.session import make_client, parse_dynamodb_url
 from music_etl.adapters.serving.base import SkippedItem
+from music_etl.errors import LoadConflict
 from music_etl.logic.contract import KPI_METRICS
 from music_etl.logic.serving_model import DAILY_GENRE_KPIS, SERVING_KEYS, TOP_GENRES_PER_DAY
 
@@ -116,7 +117,12 @@ class DynamoDBServingStore:
             )
             for day in wanted
         ]
-        self.pointers.flip(flips, {**VERSION_KEY, "token": version})
+        try:
+            self.pointers.flip(flips, {**VERSION_KEY, "token": version})
+        except LoadConflict:
+            for day in wanted:  # the copy may have been written after a rival swept it
+                self._drop(day, version)
+            raise
         self._publish(wanted, version, written)
         self._mark(wanted, skipped)
         self.last_skipped = skipped
