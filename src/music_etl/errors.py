@@ -71,6 +71,10 @@ class ClaimLost(Retryable):
     """Another runner took over a file this runner had claimed."""
 
 
+class LoadConflict(Retryable):
+    """Another load replaced the same serving-store days first; load again on fresh data."""
+
+
 class ServiceUnavailable(Retryable):
     """A cloud service throttled or failed transiently, and its retries ran out."""
 
