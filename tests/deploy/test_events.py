@@ -125,7 +125,9 @@ def test_the_lake_bucket_sends_its_events_to_eventbridge() -> None:
 
 @pytest.mark.aws
 @pytest.mark.filterwarnings("ignore:Tried to parse AWS.*not supported by moto:UserWarning")
-def test_the_rule_matches_stream_files_and_targets_the_flow(moto_endpoint: str, stack: dict[str, str]) -> None:
+def test_the_rule_matches_stream_files_and_targets_the_flow(
+    moto_endpoint: str, stack: dict[str, str]
+) -> None:
     events = client("events", moto_endpoint)
     pattern = events.describe_rule(Name=stack["rule"])["EventPattern"]
 
