@@ -63,15 +63,18 @@ class SparkEngine:
 
     name = "spark"
 
-    def __init__(self, storage: Storage, spark: SparkSession | None = None) -> None:
+    def __init__(
+        self, storage: Storage, spark: SparkSession | None = None, *, aws_endpoint: str = ""
+    ) -> None:
         self.storage = storage
         self._session = spark
+        self._aws_endpoint = aws_endpoint
 
     @property
     def spark(self) -> SparkSession:
         """The session, started on first use so that choosing the engine costs nothing."""
         if self._session is None:
-            self._session = spark_session()
+            self._session = spark_session(self._aws_endpoint)
         return self._session
 
     def validate_dimension(
