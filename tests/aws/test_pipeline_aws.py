@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +27,7 @@ from music_etl.adapters.serving import open_serving
 from music_etl.cli import render
 from music_etl.cli.app import app
 from music_etl.logic.serving_model import SERVING_KEYS
+from music_etl.pipeline.lake import mark_lake
 from music_etl.pipeline.rebuild import rebuild
 from music_etl.pipeline.run import run
 
@@ -149,3 +155,28 @@ def test_glue_stages_on_s3_equal_one_embedded_run(
     state = aws_lake.state()
     assert state["raw_streams"] == []
     assert state_diff(state, embedded_state) == []
+
+
+@pytest.mark.spark
+@pytest.mark.xdist_group("spark")
+@pytest.mark.skipif(not (shutil.which("java") or os.environ.get("JAVA_HOME")), reason="no Java")
+def test_spark_without_the_s3a_connector_is_a_configuration_error(aws_lake: AwsLake) -> None:
+    """PySpark alone has no `s3://`: exit 2 naming the jars, not a retry, nothing changed."""
+    generate_sample(aws_lake.storage())
+    mark_lake(aws_lake.storage())
+    before = aws_snapshot(aws_lake)
+    dropped = ("MUSIC_ETL_", "PYSPARK_", "SPARK_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(dropped)}
+    env |= aws_lake.env() | {"MUSIC_ETL_ENGINE": "spark"}
+    command = [str(Path(sys.executable).parent / "music-etl"), "run"]
+    done = subprocess.run(
+        command, capture_output=True, text=True, env=env, timeout=600, check=False
+    )
+    message = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode == 2, message[-3000:]
+    assert f"Spark has no file system for {aws_lake.lake}/_tmp/spark/" in message
+    assert "spark.jars" in message and "Traceback" not in message
+    after = aws_snapshot(aws_lake)
+    assert after["objects"] == before["objects"]
+    assert after["serving"] == before["serving"]
+    assert [r.status for r in after["ledger"] if r.status == "done"] == []

@@ -4,8 +4,10 @@ The fast tests check how the build sorts the requirements and what the template 
 to Glue. The slow one is the offline proof: it builds the artifacts, installs them with
 `pip install --no-index` into a fresh Python 3.11 venv holding only PySpark 3.5.4 and the
 modules Glue 5.0 provides at Glue's versions (cached under `.cache/glue-venv-<hash>`),
-runs the three job scripts there on Spark local mode with the ledger and serving tables
-in DynamoDB on the moto server, and compares everything with one embedded run.
+runs the three job scripts there on Spark local mode against a lake in S3 and the ledger
+and serving tables in DynamoDB, both on the moto server over HTTP, and compares everything
+with one embedded run of the same input. Spark local reads `s3://` through Hadoop's S3A
+connector: its two jars come from PyPI (`spark_s3_jars.py`) and go on `spark.jars`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 import zipfile
 from pathlib import Path
 from types import ModuleType
@@ -25,13 +28,14 @@ from typing import Any
 import pytest
 import yaml
 
-from aws.helpers import NOW, NOWHERE, REGION, generate_sample, lake_state
+from aws.helpers import NOW, NOWHERE, REGION, client, generate_sample, lake_state
 from deploy.conftest import REPO
+from deploy.spark_s3_jars import spark_s3_jars
 from music_etl.adapters.aws.session import DynamoDBTarget
 from music_etl.adapters.aws.tables import ALL_TABLES, create_tables
 from music_etl.adapters.ledger.dynamodb import DynamoDBLedger
 from music_etl.adapters.serving.dynamodb import DynamoDBServingStore
-from music_etl.adapters.storage.local import LocalStorage
+from music_etl.adapters.storage.s3 import S3Storage
 from music_etl.pipeline.lake import mark_lake
 from music_etl.pipeline.run import run
 from music_etl.settings import load_settings
@@ -125,10 +129,16 @@ def glue_venv(package: ModuleType) -> Path:
     return venv
 
 
-def job_env(endpoint: str) -> dict[str, str]:
-    """What a Glue job sees: fake credentials and no path into this repository's sources."""
-    dropped = ("MUSIC_ETL_", "AWS_", "PYTHON", "VIRTUAL_ENV")
+def job_env(endpoint: str, jars: list[Path] | None = None) -> dict[str, str]:
+    """What a Glue job sees: fake credentials and no path into this repository's sources.
+
+    With `jars`, Spark starts with them on `spark.jars` (the S3A connector: what EMRFS is
+    on Glue).
+    """
+    dropped = ("MUSIC_ETL_", "AWS_", "PYTHON", "VIRTUAL_ENV", "PYSPARK_", "SPARK_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(dropped)}
+    if jars:
+        env["PYSPARK_SUBMIT_ARGS"] = f"--jars {','.join(map(str, jars))} pyspark-shell"
     return env | {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -141,14 +151,26 @@ def job_env(endpoint: str) -> dict[str, str]:
     }
 
 
-def run_job(python: Path, script: Path, lake: Path, tables: str, env: dict[str, str]) -> Any:
-    argv = [str(python), str(script), "--JOB_NAME", script.stem, "--LAKE_ROOT", str(lake)]
+def run_job(python: Path, script: Path, lake: str, tables: str, env: dict[str, str]) -> Any:
+    """Run one job script as Glue would (the artifacts' root as the working folder)."""
+    argv = [str(python), str(script), "--JOB_NAME", script.stem, "--LAKE_ROOT", lake]
     argv += ["--LEDGER", tables, "--SERVING", tables, "--NOW", NOW]
+    cwd = script.parents[2]
     done = subprocess.run(
-        argv, capture_output=True, text=True, env=env, cwd=lake.parent, timeout=900, check=False
+        argv, capture_output=True, text=True, env=env, cwd=cwd, timeout=900, check=False
     )
     assert done.returncode == 0, f"{script.name} failed:\n{done.stderr[-4000:]}"
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def s3_lake(endpoint: str, bucket: str) -> tuple[str, S3Storage]:
+    """A new bucket on the moto server holding the standard sample as a lake."""
+    client("s3", endpoint).create_bucket(Bucket=bucket)
+    lake = f"s3://{bucket}/lake"
+    storage = S3Storage(lake, endpoint=endpoint)
+    generate_sample(storage)
+    mark_lake(storage)
+    return lake, storage
 
 
 def dynamodb(endpoint: str, prefix: str) -> tuple[DynamoDBServingStore, DynamoDBLedger]:
@@ -202,16 +224,16 @@ def test_artifacts_install_offline_and_the_jobs_equal_an_embedded_run(
         "None",
     ]
 
-    glue_root, embedded_root = tmp_path / "glue-lake" / "lake", tmp_path / "embedded" / "lake"
-    for root in (glue_root, embedded_root):
-        storage = LocalStorage(root)
-        generate_sample(storage)
-        mark_lake(storage)
-    glue_prefix, embedded_prefix = f"g{tmp_path.name[-8:]}-", f"e{tmp_path.name[-8:]}-"
+    run_id = uuid.uuid4().hex[:10]
+    glue_prefix, embedded_prefix = f"g{run_id}-", f"e{run_id}-"
+    glue_root, glue_storage = s3_lake(moto_endpoint, f"g{run_id}")
+    embedded_root, embedded_storage = s3_lake(moto_endpoint, f"e{run_id}")
     glue_tables = dynamodb(moto_endpoint, glue_prefix)
     embedded_tables = dynamodb(moto_endpoint, embedded_prefix)
 
-    env = job_env(moto_endpoint)
+    # Spark local reaches the S3 lake through S3A, pointed at moto by --AWS_ENDPOINT's
+    # setting (MUSIC_ETL_AWS_ENDPOINT here); the jars stand in for Glue's EMRFS.
+    env = job_env(moto_endpoint, spark_s3_jars())
     scripts = {stage: out / path.relative_to(REPO) for stage, path in package.SCRIPTS.items()}
     tables = f"dynamodb://?prefix={glue_prefix}"
     validation = run_job(python, scripts["validation"], glue_root, tables, env)
@@ -224,15 +246,16 @@ def test_artifacts_install_offline_and_the_jobs_equal_an_embedded_run(
     settings = load_settings(
         env={},
         config=tmp_path / "no-config.toml",
-        lake=str(embedded_root),
+        lake=embedded_root,
         ledger=f"dynamodb://?prefix={embedded_prefix}",
         serving=f"dynamodb://?prefix={embedded_prefix}",
         aws_endpoint=moto_endpoint,
         now=NOW,
     )
     run(settings)
-    glue_state = lake_state(LocalStorage(glue_root), *glue_tables)
-    embedded_state = lake_state(LocalStorage(embedded_root), *embedded_tables)
+    glue_state = lake_state(glue_storage, *glue_tables)
+    embedded_state = lake_state(embedded_storage, *embedded_tables)
+    assert glue_state["files"], "the jobs wrote nothing into the S3 lake"
     assert glue_state["serving"] == embedded_state["serving"]
     assert glue_state["ledger"] == embedded_state["ledger"]
     assert glue_state == embedded_state

@@ -120,8 +120,11 @@ def missing_extra(exc: ImportError) -> ConfigError | None:
     )
 
 
-def make_engine(name: str, storage: Storage) -> Engine:
+def make_engine(name: str, storage: Storage, *, aws_endpoint: str = "") -> Engine:
     """The engine called `name`, imported only when asked for.
+
+    `aws_endpoint` is the S3 endpoint override (the setting) for engines that reach the
+    lake themselves (Spark's S3A); the embedded engine reads through `storage`.
 
     A missing extra is a `ConfigError` that names it (exit 2), never a traceback.
     """
@@ -139,5 +142,5 @@ def make_engine(name: str, storage: Storage) -> Engine:
                 "The spark engine needs PySpark 3.5 and Java 17: "
                 "pip install 'music-streaming-etl[spark]'."
             ) from exc
-        return SparkEngine(storage)
+        return SparkEngine(storage, aws_endpoint=aws_endpoint)
     raise ConfigError(f"Unknown engine {name!r}.")

@@ -49,7 +49,7 @@ def open_components(settings: Settings, engine: Engine | None = None) -> Compone
             busy_seconds=settings.lock_wait_seconds,
         ),
         serving=open_serving(settings.serving_url, endpoint=settings.aws_endpoint),
-        engine=engine or make_engine(settings.engine, storage),
+        engine=engine or make_engine(settings.engine, storage, aws_endpoint=settings.aws_endpoint),
     )
 
 

@@ -25,6 +25,7 @@ from music_etl.engines.outcomes import (
     too_many_bad,
 )
 from music_etl.engines.spark.days import day_tables, persisted, write_day_tables
+from music_etl.engines.spark.hadoop import filesystem_class
 from music_etl.engines.spark.io import SPARK_ERRORS, brief, read_raw, spark_path, union_of_files
 from music_etl.engines.spark.output import TMP_PREFIX, TempWriter, write_rows
 from music_etl.engines.spark.rules import RuleContext
@@ -36,7 +37,7 @@ from music_etl.engines.spark.validate import (
     judge_rows,
     valid_rows,
 )
-from music_etl.errors import Retryable
+from music_etl.errors import ConfigError, Retryable
 from music_etl.logic import layout
 from music_etl.logic.checks import exceeds_threshold
 from music_etl.logic.contract import (
@@ -52,6 +53,8 @@ from music_etl.logic.serving_model import DayResults
 #: Columns of a validated stream file: `listen_date` is its partition folder.
 _VALID_FILE_COLUMNS = tuple(c for c in VALID_STREAM_COLUMNS if c != "listen_date")
 _REASON_FOLDER = "_reason_folder"
+#: What Hadoop says when no file system serves a scheme (or its class is not on the classpath).
+_NO_FILESYSTEM = ("UnsupportedFileSystemException", "ClassNotFoundException")
 
 
 class SparkJobFailed(Retryable):
@@ -63,15 +66,19 @@ class SparkEngine:
 
     name = "spark"
 
-    def __init__(self, storage: Storage, spark: SparkSession | None = None) -> None:
+    def __init__(
+        self, storage: Storage, spark: SparkSession | None = None, *, aws_endpoint: str = ""
+    ) -> None:
         self.storage = storage
         self._session = spark
+        self._aws_endpoint = aws_endpoint
+        self._lake_reachable = False
 
     @property
     def spark(self) -> SparkSession:
         """The session, started on first use so that choosing the engine costs nothing."""
         if self._session is None:
-            self._session = spark_session()
+            self._session = spark_session(self._aws_endpoint)
         return self._session
 
     def validate_dimension(
@@ -282,17 +289,45 @@ class SparkEngine:
 
         Engines run under the lake lock, so no other writer uses the temp folder now.
         """
+        self._require_filesystem()
         try:
             self._writer.remove(TMP_PREFIX)
             yield
         except SPARK_ERRORS as exc:
             raise SparkJobFailed(f"Spark failed while {what}: {brief(exc)}") from exc
 
+    def _require_filesystem(self) -> None:
+        """Refuse (`ConfigError`) a lake Spark has no file system for, e.g. S3 without S3A.
+
+        Retrying would not help, so this is not a `SparkJobFailed`.
+        """
+        if self._lake_reachable:
+            return
+        uri = self.storage.uri(TMP_PREFIX)
+        try:
+            filesystem_class(self.spark, uri)
+        except SPARK_ERRORS as exc:
+            if not any(name in str(exc) for name in _NO_FILESYSTEM):
+                raise SparkJobFailed(f"Spark cannot open {uri}: {brief(exc)}") from exc
+            raise ConfigError(
+                f"Spark has no file system for {uri} ({_hadoop_error(exc)}). Off Glue and EMR, "
+                "Spark reads s3:// through Hadoop's S3A: put hadoop-aws (of Spark's Hadoop "
+                "version) and its aws-java-sdk-bundle on spark.jars (docs/spark-engine.md#s3)."
+            ) from exc
+        self._lake_reachable = True
+
 
 def _source_file(sources: Sequence[Source]) -> Column:
     """Each row's landing-zone key, looked up by its file's position in the batch."""
     pairs = [part for i, s in enumerate(sources) for part in (F.lit(i), F.lit(s.original_key))]
     return F.create_map(*pairs)[F.col(ORDER)].alias("source_file")
+
+
+def _hadoop_error(exc: BaseException) -> str:
+    """The Java exception line of a Py4J error (`brief` is only Py4J's own first line)."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    found = [line for line in lines if any(name in line for name in _NO_FILESYSTEM)]
+    return (found or [brief(exc)])[0].removeprefix(":").strip()[:300]
 
 
 def _valid_in(counts: dict[int, dict[str, int]]) -> bool:

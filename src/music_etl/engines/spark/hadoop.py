@@ -1,4 +1,4 @@
-"""The two file-system calls the engine makes through Spark's own Hadoop client.
+"""The file-system calls the engine makes through Spark's own Hadoop client.
 
 They reach the JVM through PySpark's gateway (`_jvm`, `_jsc`), the one place the engine
 leaves the public API: Hadoop's `FileSystem` reads and deletes whatever URI Spark
@@ -35,6 +35,16 @@ def delete_tree(spark: SparkSession, uri: str) -> None:
     path, fs = _path(spark, uri)
     recursive = True
     fs.delete(path, recursive)
+
+
+def filesystem_class(spark: SparkSession, uri: str) -> str:
+    """The Hadoop `FileSystem` class serving `uri`'s scheme; raises when none can.
+
+    >>> filesystem_class(spark, "s3://bucket/lake/_tmp/spark/")  # doctest: +SKIP
+    'com.amazon.ws.emr.hadoop.fs.EmrFileSystem'
+    """
+    _unused, fs = _path(spark, uri)
+    return str(fs.getClass().getName())
 
 
 def _path(spark: SparkSession, uri: str) -> tuple[Any, Any]:
