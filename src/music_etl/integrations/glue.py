@@ -43,7 +43,7 @@ from music_etl.logic.contract import DatasetContract
 from music_etl.logic.serving_model import DayResults, serving_items
 from music_etl.pipeline.components import lake_lock, open_components
 from music_etl.pipeline.notify import notify_failures
-from music_etl.pipeline.progress import Silent
+from music_etl.pipeline.progress import Progress, Silent
 from music_etl.pipeline.run import RunReport, run_with
 from music_etl.settings import Settings
 
@@ -58,7 +58,7 @@ LOADABLE_DAYS = "_state/glue/loadable_days.json"
 # --------------------------------------------------------------------------- stages
 
 
-def validate_stage(settings: Settings) -> RunReport:
+def validate_stage(settings: Settings, progress: Progress | None = None) -> RunReport:
     """Validate every pending stream file; hand the touched days to the transform job."""
     components = open_components(settings)
     deferred = replace(
@@ -66,7 +66,7 @@ def validate_stage(settings: Settings) -> RunReport:
         engine=_DaysHandedOn(components.engine, components.storage),
         serving=_NotYet(),
     )
-    report = run_with(deferred, Silent())
+    report = run_with(deferred, progress or Silent(), command="glue-validation")
     notify_failures(settings, [*report.dimensions.files(), *report.files], run_id=report.run_id)
     return report
 
