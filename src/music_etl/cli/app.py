@@ -193,8 +193,6 @@ def run(
         render.artifact_json(report)
     else:
         render.run_summary(report)
-    if report.artifact_error:
-        render.warn(f"run artifact {report.artifact_key} not written: {report.artifact_error}")
     if report.rejected_input:
         raise typer.Exit(EXIT_FAILED_FILES)
 

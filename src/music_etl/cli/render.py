@@ -184,7 +184,10 @@ class RichProgress:
             facts = " ".join(f"{k}={v}" for k, v in fields.items() if v not in ("", [], {}))
             self._bars.console.print(f"{level}: {name} {escape(facts)}", soft_wrap=True)
         elif level in {"warning", "error"} and name not in _SHOWN_BY_SUMMARY:
-            warn(f"{name}: " + ", ".join(f"{k} {v}" for k, v in fields.items()))
+            warn(
+                fields.get("message")
+                or f"{name}: " + ", ".join(f"{k} {v}" for k, v in fields.items())
+            )
 
 
 #: Events whose facts the run summary prints anyway.

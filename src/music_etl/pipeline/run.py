@@ -243,7 +243,13 @@ def _record_failure(
 
 def _artifact_event(progress: Progress, key: str, error: str) -> None:
     if error:
-        progress.event("artifact_not_written", level="warning", artifact=key, error=error)
+        progress.event(
+            "artifact_not_written",
+            level="warning",
+            artifact=key,
+            error=error,
+            message=f"run artifact {key} not written ({error}); the run's result stands",
+        )
     else:
         progress.event("artifact_written", level="debug", artifact=key)
 
