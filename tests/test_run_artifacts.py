@@ -209,3 +209,20 @@ def test_ctrl_c_during_run_exits_130_and_says_what_was_left(lake: Lake) -> None:
     (doc,) = _artifacts(lake.root)
     assert doc["status"] == "failed"
     assert doc["error"] == "interrupted (Ctrl-C)"
+
+
+def test_watch_reports_a_rejected_users_csv(lake: Lake) -> None:
+    assert _cli("-q", "run", "--lake", str(lake.root)).returncode == 0  # a catalogue in force
+    lake.storage.write_bytes("raw/users/users.csv", b"user_name\nada\n")
+    command = [MUSIC_ETL, "watch", "--lake", str(lake.root), "--interval", "0.2"]
+    proc = subprocess.Popen(
+        command, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 30
+    seen = ""
+    while "rejected:" not in seen and time.monotonic() < deadline:
+        seen += proc.stderr.readline()
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=30)
+    assert "rejected: raw/users/users.csv" in seen
