@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from conftest import Lake
+from music_etl.adapters.ledger import open_ledger
 
 MUSIC_ETL = str(Path(sys.executable).parent / "music-etl")
 FAULTY_CLI = str(Path(__file__).parent / "faulty_cli.py")
@@ -171,6 +172,26 @@ def test_a_failure_mid_run_writes_a_failed_artifact(lake: Lake) -> None:
     assert "injected failure in replace_days" in doc["error"]
     assert [f["key"] for f in doc["files"]] == ["raw/streams/a.csv"]
     _assert_files_match_ledger(doc, lake.root)
+
+
+def test_a_run_turned_away_at_the_lock_leaves_no_artifact(lake: Lake) -> None:
+    """A scheduler retrying every minute while a long run holds the lock fills nothing."""
+    lake.put_streams("a.csv", ROWS[:1])
+    assert open_ledger(lake.settings().ledger_url).acquire_lock("lake", "elsewhere", 900)
+    for _ in range(2):
+        args = ("--log-format", "json", "run", "--lake", str(lake.root))
+        result = _cli(*args, MUSIC_ETL_LOCK_WAIT_SECONDS="0")
+        assert result.returncode == 3, result.stderr  # retry later
+        events = [json.loads(line) for line in result.stderr.splitlines()]
+        finished = next(e for e in events if e["event"] == "run_finished")
+        assert (finished["status"], finished["level"], finished["artifact"]) == (
+            "failed",
+            "error",
+            "",
+        )
+        assert finished["error"].startswith("LockHeld: Another run holds the lock")
+    assert not (lake.root / "_state/runs").exists() or _artifacts(lake.root) == []
+    assert (lake.root / "raw/streams/a.csv").exists()
 
 
 def test_an_artifact_write_error_never_fails_the_run(lake: Lake) -> None:

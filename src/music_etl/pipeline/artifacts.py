@@ -42,59 +42,104 @@ class Partial:
     started: str
     clock: datetime
     command: str
+    flow_id: str = ""
+    """The flow (Step Functions execution, Airflow DAG run) this run is a stage of, if any."""
     files: list[FileResult] = field(default_factory=list)
     days: set[str] = field(default_factory=set)
     dimensions: list[FileResult] = field(default_factory=list)
+    locked: bool = False
+    """Whether the run got the lake lock: a run turned away (`LockHeld`) leaves no artifact."""
+    recomputes: bool = True
+    loads: bool = True
+    """What the run does to its days: a `run` both; a Glue transform stage only recomputes
+    them, a load stage only loads them."""
 
 
-def build(report: RunReport, *, command: str, clock: datetime) -> dict[str, Any]:
+def build(report: RunReport, partial: Partial) -> dict[str, Any]:
     """The artifact of a run that ended (`ok`, or `rejected` when an input was rejected)."""
-    doc = _head(report.run_id, command, clock, report.started, report.finished)
-    doc |= {
-        "status": REJECTED if report.rejected_input else OK,
-        "error": "",
-        "files": [file_entry(f) for f in report.files],
-        "dimensions": [file_entry(f) for f in report.dimensions.files()],
-        "days": day_entries(report.days, report.flagged_days),
-        "totals": asdict(report.totals),
-        "waiting": list(report.waiting),
-        "skipped": [{"key": s.key, "reason": s.reason} for s in report.skipped],
-        "missing": list(report.missing),
-    }
-    return doc
+    return _document(
+        partial,
+        report.finished,
+        status=REJECTED if report.rejected_input else OK,
+        files=report.files,
+        dimensions=report.dimensions.files(),
+        days=day_entries(report.days, report.flagged_days),
+        waiting=list(report.waiting),
+        skipped=[{"key": s.key, "reason": s.reason} for s in report.skipped],
+        missing=list(report.missing),
+    )
 
 
 def build_failed(partial: Partial, error: str, finished: str) -> dict[str, Any]:
     """The artifact of a run stopped by `error`: what it finished before, and why it stopped."""
+    return _document(
+        partial,
+        finished,
+        status=FAILED,
+        error=error,
+        files=partial.files,
+        dimensions=partial.dimensions,
+        days=_days_of(partial, {}),
+    )
+
+
+def build_stage(
+    partial: Partial, finished: str, flagged: dict[str, int] | None = None
+) -> dict[str, Any]:
+    """The artifact of a Glue transform or load stage that ended: no files, one entry per day.
+
+    `flagged`: the load stage's items the serving store skipped, per day.
+    """
+    return _document(partial, finished, status=OK, days=_days_of(partial, flagged or {}))
+
+
+def _days_of(partial: Partial, flagged: dict[str, int]) -> list[dict[str, Any]]:
+    return day_entries(
+        sorted(partial.days), flagged, recomputed=partial.recomputes, loaded=partial.loads
+    )
+
+
+def _document(
+    partial: Partial,
+    finished: str,
+    *,
+    status: str,
+    error: str = "",
+    files: Sequence[FileResult] = (),
+    dimensions: Sequence[FileResult] = (),
+    days: list[dict[str, Any]],
+    waiting: list[str] | None = None,
+    skipped: list[dict[str, str]] | None = None,
+    missing: list[str] | None = None,
+) -> dict[str, Any]:
     from music_etl.pipeline.run import Totals
 
-    doc = _head(partial.run_id, partial.command, partial.clock, partial.started, finished)
+    doc = _head(partial, finished)
     doc |= {
-        "status": FAILED,
+        "status": status,
         "error": error,
-        "files": [file_entry(f) for f in partial.files],
-        "dimensions": [file_entry(f) for f in partial.dimensions],
-        "days": day_entries(sorted(partial.days), {}),
-        "totals": asdict(Totals.of(partial.files)),
-        "waiting": [],
-        "skipped": [],
-        "missing": [],
+        "files": [file_entry(f) for f in files],
+        "dimensions": [file_entry(f) for f in dimensions],
+        "days": days,
+        "totals": asdict(Totals.of(files)),
+        "waiting": waiting or [],
+        "skipped": skipped or [],
+        "missing": missing or [],
     }
     return doc
 
 
-def _head(
-    run_id: str, command: str, clock: datetime, started: str, finished: str
-) -> dict[str, Any]:
+def _head(partial: Partial, finished: str) -> dict[str, Any]:
     from music_etl import __version__  # the package imports the pipeline: import late
 
     return {
         "schema_version": SCHEMA_VERSION,
         "package_version": __version__,
-        "command": command,
-        "run_id": run_id,
-        "clock": clock.isoformat(),
-        "started": started,
+        "command": partial.command,
+        "run_id": partial.run_id,
+        "flow_id": partial.flow_id,
+        "clock": partial.clock.isoformat(),
+        "started": partial.started,
         "finished": finished,
     }
 
@@ -115,10 +160,20 @@ def file_entry(f: FileResult) -> dict[str, Any]:
     }
 
 
-def day_entries(days: Iterable[str], flagged: dict[str, int]) -> list[dict[str, Any]]:
-    """One line per day recomputed and loaded, with the items the serving store skipped."""
+def day_entries(
+    days: Iterable[str], flagged: dict[str, int], *, recomputed: bool = True, loaded: bool = True
+) -> list[dict[str, Any]]:
+    """One line per day recomputed and/or loaded, with the items the serving store skipped.
+
+    A `run` does both; a Glue transform stage only recomputes, a load stage only loads.
+    """
     return [
-        {"day": d, "recomputed": True, "loaded": True, "skipped_items": flagged.get(d, 0)}
+        {
+            "day": d,
+            "recomputed": recomputed,
+            "loaded": loaded,
+            "skipped_items": flagged.get(d, 0),
+        }
         for d in days
     ]
 

@@ -140,23 +140,20 @@ def run_with(
     owner: str = "",
     *,
     command: str = "run",
+    flow_id: str = "",
 ) -> RunReport:
     """`run` on already opened components (tests inject failing fakes here).
 
     `extra` files are processed before the landing zone's (`rebuild` passes the archive
     and its `owner`, which already holds the lake lock). The run's artifact is written
-    under `_state/runs/` whether the run ends or stops on an error (or Ctrl-C).
+    under `_state/runs/` whether the run ends or stops on an error (or Ctrl-C), unless it
+    never got the lake lock. `flow_id` names the flow the run is a stage of (Glue).
     """
-    partial = artifacts.Partial(
-        run_id=new_run_id(), started=_now(), clock=components.settings.clock(), command=command
-    )
-    progress.event(
-        "run_started", run_id=partial.run_id, command=command, clock=partial.clock.isoformat()
-    )
+    partial = start(components, progress, command=command, flow_id=flow_id)
     try:
         report = _run_locked(components, progress, extra, owner or new_owner(), partial)
     except BaseException as exc:
-        _record_failure(components, progress, partial, exc)
+        record_failure(components, progress, partial, exc)
         raise
     report = _with_artifact(components, progress, report, partial)
     progress.event(
@@ -167,6 +164,32 @@ def run_with(
         **asdict_totals(report.totals),
     )
     return report
+
+
+def start(
+    components: Components,
+    progress: Progress,
+    *,
+    command: str,
+    flow_id: str = "",
+) -> artifacts.Partial:
+    """A new run's identity and what it has finished so far, announced by `run_started`."""
+    partial = artifacts.Partial(
+        run_id=new_run_id(),
+        started=_now(),
+        clock=components.settings.clock(),
+        command=command,
+        flow_id=flow_id,
+    )
+    flow = {"flow_id": flow_id} if flow_id else {}
+    progress.event(
+        "run_started",
+        run_id=partial.run_id,
+        command=command,
+        clock=partial.clock.isoformat(),
+        **flow,
+    )
+    return partial
 
 
 def new_run_id() -> str:
@@ -183,6 +206,7 @@ def _run_locked(
 ) -> RunReport:
     clock = partial.clock
     with lake_lock(components, owner):
+        partial.locked = True
         if isinstance(components.storage, LeavesTemporaries):
             components.storage.sweep_temporaries()
         dims = refresh_dimensions(components)
@@ -218,24 +242,37 @@ def _with_artifact(
     components: Components, progress: Progress, report: RunReport, partial: artifacts.Partial
 ) -> RunReport:
     """`report` with its artifact, written (a write error is a warning, never a failure)."""
-    doc = artifacts.build(report, command=partial.command, clock=partial.clock)
-    key, error = artifacts.write(components.storage, doc)
-    _artifact_event(progress, key, error)
+    doc = artifacts.build(report, partial)
+    key, error = write_artifact(components, progress, doc)
     return replace(report, artifact=doc, artifact_key=key, artifact_error=error)
 
 
-def _record_failure(
+def write_artifact(
+    components: Components, progress: Progress, doc: dict[str, Any]
+) -> tuple[str, str]:
+    """Write `doc` and log it; returns its key and the write error (never raised)."""
+    key, error = artifacts.write(components.storage, doc)
+    _artifact_event(progress, key, error)
+    return key, error
+
+
+def record_failure(
     components: Components, progress: Progress, partial: artifacts.Partial, exc: BaseException
 ) -> None:
-    """Write the artifact of a run stopped by `exc` and say so in the log."""
+    """Log a run stopped by `exc`; write its `failed` artifact if it got the lake lock.
+
+    A run turned away at the lock (`LockHeld`: another run is at work, the scheduler
+    retries) did nothing: an artifact per attempt would only fill `_state/runs/`.
+    """
     error = (
         "interrupted (Ctrl-C)"
         if isinstance(exc, KeyboardInterrupt)
         else f"{type(exc).__name__}: {' '.join(str(exc).split())}"
     )
-    doc = artifacts.build_failed(partial, error, _now())
-    key, write_error = artifacts.write(components.storage, doc)
-    _artifact_event(progress, key, write_error)
+    key = ""
+    if partial.locked:
+        doc = artifacts.build_failed(partial, error, _now())
+        key, _error = write_artifact(components, progress, doc)
     progress.event(
         "run_finished", level="error", status=artifacts.FAILED, error=error, artifact=key
     )
