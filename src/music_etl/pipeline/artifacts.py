@@ -1,12 +1,14 @@
 """Run artifacts: one JSON document per run under `_state/runs/`, like dbt's `run_results.json`.
 
-The document is built from what the run already holds (`RunReport`, its `FileResult`s and
-`Totals`): nothing is counted twice. It is written with the storage's atomic put, on
-success and when the run stops on an error (then `status` is `failed` and `error` says
-why). Writing it never fails a run: `write` returns the error's one line instead.
+The document is built from what the run already holds (`Partial`: its identity and what
+it finished; `RunReport`, its `FileResult`s and `Totals`): nothing is counted twice. The
+Glue transform and load stages use the same document (`build_stage`): no files, their
+days. It is written with the storage's atomic put, on success and when the run stops on
+an error once it held the lake lock (then `status` is `failed` and `error` says why).
+Writing it never fails a run: `write` returns the error's one line instead.
 
 Example:
-    >>> doc = build(report, command="run", clock=clock)  # doctest: +SKIP
+    >>> doc = build(report, partial)  # doctest: +SKIP
     >>> write(storage, doc)  # doctest: +SKIP
     '_state/runs/20240701T000000Z-3f2a9c1b7d4e.json'
 """
