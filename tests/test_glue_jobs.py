@@ -13,11 +13,14 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conftest import NOW, Lake
 from lake_snapshot import ledger_rows, parquet_files, serving_items
+from music_etl.adapters.ledger import open_ledger
+from music_etl.adapters.ledger.base import new_owner
 from music_etl.errors import ConfigError
 from music_etl.integrations import glue
 from music_etl.integrations.glue_args import job_settings, resolve_args
@@ -123,6 +126,80 @@ def test_stages_catch_up_after_missed_runs(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- scripts
+
+
+def run_job(stage: str, lake: Lake, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """A Glue job script in a subprocess on the embedded engine (fast), as Glue starts it."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MUSIC_ETL_")}
+    argv = [sys.executable, str(SCRIPTS[stage]), "--JOB_NAME", f"music-etl-{stage}"]
+    argv += ["--LAKE_ROOT", str(lake.root), "--NOW", NOW, "--ENGINE", "polars"]
+    argv += ["--BAD_ROW_THRESHOLD", "0.5", *args]
+    return subprocess.run(
+        argv, capture_output=True, text=True, env={**clean, **env}, timeout=300, check=False
+    )
+
+
+def artifacts_of(lake: Lake) -> dict[str, dict[str, Any]]:
+    """The run artifacts in the lake, by key."""
+    found = sorted((lake.root / "_state" / "runs").glob("*.json"))
+    return {f"_state/runs/{p.name}": json.loads(p.read_text()) for p in found}
+
+
+def test_each_stage_writes_an_artifact_and_logs_json_events(tmp_path: Path) -> None:
+    lake = Lake(tmp_path / "lake")
+    lake.put_dimensions()
+    land((lake,), ROUNDS[0])
+    lines, docs = {}, {}
+    for stage in ("validation", "transform", "load"):
+        done = run_job(stage, lake, "--FLOW_ID", "exec-7", MUSIC_ETL_LOG_FORMAT="json")
+        assert done.returncode == 0, done.stderr[-3000:]
+        lines[stage] = json.loads(done.stdout.strip().splitlines()[-1])
+        docs[stage] = artifacts_of(lake)[lines[stage]["artifact"]]
+        events = [json.loads(line) for line in done.stderr.splitlines()]
+        assert {e["run_id"] for e in events} == {lines[stage]["run_id"]}
+        assert (events[0]["event"], events[0]["flow_id"]) == ("run_started", "exec-7")
+        assert events[-1]["event"] == "run_finished"
+        assert events[-1]["status"] == "ok"
+        lines[stage]["events"] = events
+    days = lines["validation"]["days"]
+    assert len(days) >= 2
+    assert lines["transform"]["days"] == lines["load"]["days"] == days
+    assert len(artifacts_of(lake)) == 3
+    for stage, command in (("transform", "glue-transform"), ("load", "glue-load")):
+        doc = docs[stage]
+        assert (doc["command"], doc["flow_id"], doc["status"]) == (command, "exec-7", "ok")
+        assert doc["run_id"] == lines[stage]["run_id"]
+        assert (doc["files"], doc["totals"]["rows_in"]) == ([], 0)
+    assert docs["validation"]["flow_id"] == "exec-7"
+    assert len({doc["run_id"] for doc in docs.values()}) == 3
+    assert docs["transform"]["days"] == [
+        {"day": d, "recomputed": True, "loaded": False, "skipped_items": 0} for d in days
+    ]
+    assert docs["load"]["days"] == [
+        {"day": d, "recomputed": False, "loaded": True, "skipped_items": 0} for d in days
+    ]
+    recomputed = [e["day"] for e in lines["transform"]["events"] if e["event"] == "day_recomputed"]
+    loaded = [e["day"] for e in lines["load"]["events"] if e["event"] == "day_loaded"]
+    assert recomputed == loaded == days
+    assert sorted({i["date"] for i in serving_items(lake.settings())["TopGenresPerDay"]}) == days
+
+
+def test_a_stage_turned_away_at_the_lock_leaves_no_artifact(tmp_path: Path) -> None:
+    lake = Lake(tmp_path / "lake")
+    lake.put_dimensions()
+    land((lake,), ROUNDS[0])
+    ledger = open_ledger(lake.settings().ledger_url)
+    assert ledger.acquire_lock("lake", new_owner(), 900)  # another flow's stage is at work
+    for stage in ("validation", "transform", "load", "transform"):  # the scheduler retries
+        done = run_job(stage, lake, MUSIC_ETL_LOG_FORMAT="json", MUSIC_ETL_LOCK_WAIT_SECONDS="0")
+        assert done.returncode != 0
+        # The job fails as Glue expects (its exception ends stderr); the events before it.
+        events = [json.loads(x) for x in done.stderr.splitlines() if x.startswith("{")]
+        finished = next(e for e in events if e["event"] == "run_finished")
+        assert (finished["status"], finished["artifact"]) == ("failed", "")
+        assert finished["error"].startswith("LockHeld: Another run holds the lock")
+        assert events[-1]["level"] == "error"
+    assert artifacts_of(lake) == {}
 
 
 def run_script(stage: str, lake: Lake) -> dict[str, object]:

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 ENV_PREFIX = "MUSIC_ETL_"
 CONFIG_FILE = "music-etl.toml"
 #: `MUSIC_ETL_*` variables that are not settings but are read elsewhere.
-OTHER_ENV = ("CONFIG", "DEBUG", "JOB_CONFIGS")
+OTHER_ENV = ("CONFIG", "DEBUG", "JOB_CONFIGS", "LOG_FORMAT")
 #: The latest `now`: the future-timestamp check adds 24 h to it, so leave two days of calendar.
 LATEST_NOW = datetime.max - timedelta(days=2)
 S3_SCHEME = "s3://"

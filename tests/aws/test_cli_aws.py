@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,8 +11,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from aws.helpers import AwsLake, client
+from aws.helpers import SAMPLE, AwsLake, client, generate_sample
 from music_etl.cli.app import app
+from music_etl.pipeline.artifacts import RUNS_PREFIX
 
 runner = CliRunner()
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "create_processedstreams_table.py"
@@ -76,3 +79,31 @@ def test_missing_region_and_credentials_say_what_to_set(
     result = runner.invoke(app, ["aws", "status"], env=env)
     assert result.exit_code == 2
     assert "no AWS credentials found" in " ".join(result.output.split())
+
+
+@pytest.mark.aws
+def test_run_json_on_s3_writes_the_artifact_to_the_bucket(aws_lake: AwsLake) -> None:
+    generate_sample(aws_lake.storage())
+    env = {**os.environ, **aws_lake.env(), "MUSIC_ETL_SETTLE_SECONDS": "0"}
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "music-etl"), "run", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)
+    storage = aws_lake.storage()
+    (key,) = [i.key for i in storage.list(RUNS_PREFIX)]
+    assert key.endswith(f"-{printed['run_id']}.json")
+    assert json.loads(storage.read_bytes(key)) == printed
+    records = {r.file_key: r for r in aws_lake.ledger().records()}
+    assert len(printed["files"]) == SAMPLE["files"]
+    for f in printed["files"]:
+        assert (f["rows_in"], f["rows_valid"], f["rows_bad"]) == (
+            records[f["key"]].rows_in,
+            records[f["key"]].rows_valid,
+            records[f["key"]].rows_bad,
+        )

@@ -95,12 +95,13 @@ def parquet(rows: list[dict[str, Any]]) -> bytes:
     return sink.getvalue()
 
 
-def run_load(s3_lake: AwsLake) -> dict[str, Any]:
+def run_load(s3_lake: AwsLake, *args: str) -> dict[str, Any]:
     """`glue_jobs/load/load_dynamo.py` in a subprocess, as a Glue Python shell job runs it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MUSIC_ETL_")}
     argv = [sys.executable, str(LOAD_SCRIPT), "--JOB_NAME", "music-etl-load"]
     argv += ["--LAKE_ROOT", s3_lake.lake, "--AWS_ENDPOINT", s3_lake.endpoint, "--NOW", NOW]
     argv += ["--SERVING", s3_lake.dynamodb, "--LEDGER", s3_lake.dynamodb, "--ENGINE", "polars"]
+    argv += args
     done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     result = dict(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -304,6 +305,29 @@ def test_bad_items_are_skipped_logged_counted_and_their_day_flagged(
     fixed = run_load(aws_lake)
     assert fixed["skipped_items"] == 0
     assert fixed["flagged_days"] == {}
+
+
+def test_the_load_artifact_and_json_log_count_skipped_items_per_day(
+    aws_lake: AwsLake, embedded: dict[str, Any]
+) -> None:
+    day = embedded["days"][0]
+    lake_with(aws_lake, with_bad_rows(embedded, day), embedded["days"])
+    result = run_load(aws_lake, "--LOG_FORMAT", "json", "--FLOW_ID", "exec-1")
+    doc = json.loads(aws_lake.storage().read_bytes(result["artifact"]))
+    assert (doc["command"], doc["status"], doc["flow_id"]) == ("glue-load", "ok", "exec-1")
+    assert doc["run_id"] == result["run_id"]
+    assert [d["day"] for d in doc["days"]] == result["days"] == embedded["days"]
+    assert {d["day"]: d["skipped_items"] for d in doc["days"] if d["skipped_items"]} == {day: 3}
+    assert all(d["loaded"] and not d["recomputed"] for d in doc["days"])
+    events = [json.loads(line) for line in result["stderr"].splitlines()]
+    assert {e["run_id"] for e in events} == {doc["run_id"]}
+    loaded = {e["day"]: e["skipped_items"] for e in events if e["event"] == "day_loaded"}
+    assert loaded == {d["day"]: d["skipped_items"] for d in doc["days"]}
+    assert [e["event"] for e in events][:: len(events) - 1] == ["run_started", "run_finished"]
+    assert events[-1]["skipped_items"] == 3
+    skipped_logs = [e for e in events if e["event"] == "log" and "Skipped an item" in e["message"]]
+    assert len(skipped_logs) == 3
+    assert all(e["level"] == "warning" for e in skipped_logs)
 
 
 def test_what_dynamodb_refuses_is_skipped_and_throttling_is_retried(aws_lake: AwsLake) -> None:

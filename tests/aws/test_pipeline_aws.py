@@ -27,6 +27,7 @@ from music_etl.adapters.serving import open_serving
 from music_etl.cli import render
 from music_etl.cli.app import app
 from music_etl.logic.serving_model import SERVING_KEYS
+from music_etl.pipeline.artifacts import RUNS_PREFIX
 from music_etl.pipeline.lake import mark_lake
 from music_etl.pipeline.rebuild import rebuild
 from music_etl.pipeline.run import run
@@ -37,12 +38,16 @@ HELD = "raw/streams/streams_0003.csv"
 
 
 def aws_snapshot(lake: AwsLake) -> dict[str, Any]:
-    """Every object with its ETag and time, every serving item, every ledger record."""
+    """Every object with its ETag and time, every serving item, every ledger record.
+
+    Run artifacts are left out: each run adds one, whatever it changes.
+    """
     s3 = client("s3", lake.endpoint)
     objects = {}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=lake.bucket):
         for item in page.get("Contents", []):
-            objects[item["Key"]] = (item["ETag"], item["LastModified"])
+            if f"/{RUNS_PREFIX}" not in item["Key"]:
+                objects[item["Key"]] = (item["ETag"], item["LastModified"])
     serving = lake.serving()
     return {
         "objects": objects,

@@ -221,12 +221,17 @@ def test_glue_mode_starts_each_glue_job_in_order(
     result = af.dag_runner(venv, "test", env)
     assert result["state"] == "success", result
     assert set(result["tasks"].values()) == {"success"}
-    started = []
+    started, flows = [], set()
     for job in jobs:
         [job_run] = glue.get_job_runs(JobName=job["job_name"])["JobRuns"]
         assert job_run["Arguments"]["--LAKE_ROOT"] == lake.lake
         started.append(job_run["StartedOn"])
+        flows.add(job_run["Arguments"]["--FLOW_ID"])
     assert started == sorted(started)
+    # One DAG run, one flow id (Airflow's run id, templated per run) in the three jobs.
+    [flow] = flows
+    assert flow
+    assert "{" not in flow
 
 
 def test_a_failing_task_retries_then_notifies(

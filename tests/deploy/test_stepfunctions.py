@@ -160,7 +160,9 @@ def execute(endpoint: str, names: dict[str, str]) -> tuple[dict[str, Any], list[
     machine = sfn.create_state_machine(
         name=names["name"], definition=json.dumps(flow), roleArn=ROLE
     )["stateMachineArn"]
-    execution = sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"]
+    execution = sfn.start_execution(stateMachineArn=machine, name="exec-1", input="{}")[
+        "executionArn"
+    ]
     deadline = time.monotonic() + 60
     while (found := sfn.describe_execution(executionArn=execution))["status"] == "RUNNING":
         assert time.monotonic() < deadline, "the execution did not finish in 60 s"
@@ -189,7 +191,9 @@ def test_flow_runs_every_step_on_moto(deployed: dict[str, str], executing: str) 
     assert steps == ["Validate", "Transform", "Load", "Done"]
     glue = client("glue", executing)
     for key in ("ValidationJobName", "TransformJobName", "LoadJobName"):
-        assert len(glue.get_job_runs(JobName=deployed[key])["JobRuns"]) == 1
+        (job_run,) = glue.get_job_runs(JobName=deployed[key])["JobRuns"]
+        # The execution's name joins the three stages' run artifacts (flow_id).
+        assert job_run["Arguments"]["--FLOW_ID"] == result["executionArn"].rsplit(":", 1)[1]
     output = json.loads(result["output"])
     assert set(output) == {"validation", "transform", "load"}
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from typing import Any
 
 from music_etl.errors import Retryable
@@ -23,16 +24,28 @@ class InjectedFault(Retryable):
 
 
 class Faulty:
-    """Delegates to `inner`; the `nth` matching call of `method` fails."""
+    """Delegates to `inner`; the `nth` matching call of `method` fails.
+
+    With `delay` the call is only slow: it waits `delay` seconds, then goes on (a
+    stalled disk or network, to interrupt a run at a known point).
+    """
 
     def __init__(
-        self, inner: Any, *, method: str, nth: int = 1, prefix: str = "", crash: bool = False
+        self,
+        inner: Any,
+        *,
+        method: str,
+        nth: int = 1,
+        prefix: str = "",
+        crash: bool = False,
+        delay: float = 0.0,
     ) -> None:
         self._inner = inner
         self._method = method
         self._nth = nth
         self._prefix = prefix
         self._crash = crash
+        self._delay = delay
         self._calls = 0
         self._lock = threading.Lock()
 
@@ -57,6 +70,9 @@ class Faulty:
             return self._calls == self._nth
 
     def _fail(self) -> None:
+        if self._delay:
+            time.sleep(self._delay)
+            return
         if self._crash:
             os._exit(CRASH_EXIT_CODE)
         raise InjectedFault(f"injected failure in {self._method} (call {self._nth})")

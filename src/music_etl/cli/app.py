@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -35,6 +36,48 @@ EXIT_FAILED_FILES = EXIT_REJECTED
 #: `watch` waits at most this long between attempts after retryable errors.
 MAX_BACKOFF_SECONDS = 300.0
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+LogFormat = Annotated[
+    str | None,
+    typer.Option(
+        "--log-format",
+        help="human (default) or json: one JSON object per event on stderr "
+        "(or env MUSIC_ETL_LOG_FORMAT).",
+    ),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from music_etl import __version__
+
+        typer.echo(f"music-etl {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def main_options(
+    log_format: LogFormat = None,
+    verbose: Annotated[
+        bool, typer.Option("-v", "--verbose", help="Print every pipeline event on stderr.")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("-q", "--quiet", help="Print only errors and the one-line result.")
+    ] = False,
+    _version_flag: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Options for every command go before it: music-etl --log-format json run --lake ./lake."""
+    chosen = (log_format or os.environ.get(render.LOG_FORMAT_ENV) or "human").lower()
+    if chosen not in render.LOG_FORMATS:
+        render.fail(
+            ConfigError(f"--log-format / {render.LOG_FORMAT_ENV} is human or json, not {chosen!r}.")
+        )
+    render.output.log_format = chosen
+    render.output.verbosity = -1 if quiet else int(verbose)
 
 
 def _settings(lake: str | None, engine: str | None = None, config: Path | None = None) -> Settings:
@@ -131,13 +174,25 @@ def _holds(storage: Any, key: str) -> bool:
 
 
 @app.command()
-def run(lake: Lake = None, engine: Engine = None, config: Config = None) -> None:
-    """Process every pending stream file once, then exit (1 if a file failed).
+def run(
+    lake: Lake = None,
+    engine: Engine = None,
+    config: Config = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the run artifact (JSON) as the only stdout.")
+    ] = False,
+) -> None:
+    """Process every pending stream file once, then exit (1 if a file failed, 130 on Ctrl-C).
 
-    Example: music-etl run --lake ./lake
+    Each run writes its artifact to _state/runs/ in the lake.
+
+    Example: music-etl run --lake ./lake --json > run.json
     """
     report = _run_with_progress(_settings(lake, engine, config))
-    render.run_summary(report)
+    if as_json:
+        render.artifact_json(report)
+    else:
+        render.run_summary(report)
     if report.rejected_input:
         raise typer.Exit(EXIT_FAILED_FILES)
 
@@ -145,8 +200,11 @@ def run(lake: Lake = None, engine: Engine = None, config: Config = None) -> None
 def _run_with_progress(settings: Settings) -> Any:
     from music_etl.pipeline.run import run as run_pipeline
 
-    with render.RichProgress() as progress:
-        return render.guard(lambda: run_pipeline(settings, progress))
+    try:
+        with render.RichProgress() as progress:
+            return render.guard(lambda: run_pipeline(settings, progress))
+    except KeyboardInterrupt:
+        render.interrupted(settings.lease_seconds)
 
 
 @app.command()
@@ -182,9 +240,10 @@ def _watch_loop(settings: Settings, interval: float, stopped: Callable[[], bool]
     from music_etl.pipeline.run import run as run_pipeline
 
     backoff = _Backoff(first=max(interval, 1.0), cap=MAX_BACKOFF_SECONDS)
+    progress = render.RichProgress()
     while not stopped():
         try:
-            report = run_pipeline(settings, notify_errors=False)
+            report = run_pipeline(settings, progress, notify_errors=False)
         except Exception as exc:  # noqa: BLE001 - sorted below: retry, or exit with its code
             ours = render.translate(exc)
             if backoff.fresh:
@@ -198,7 +257,7 @@ def _watch_loop(settings: Settings, interval: float, stopped: Callable[[], bool]
             _sleep_unless(stopped, wait)
             continue
         backoff.reset()
-        if report.files:
+        if report.files or report.dimensions.files():
             render.run_summary(report)
         _sleep_unless(stopped, interval)
 
@@ -250,15 +309,32 @@ def _sleep_unless(stopped: Callable[[], bool], seconds: float) -> None:
 
 
 @app.command()
-def status(lake: Lake = None, config: Config = None) -> None:
+def status(
+    lake: Lake = None,
+    config: Config = None,
+    fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+) -> None:
     """Show the ledger (file, hash, status, rows, days, when) and recent runs.
 
-    Example: music-etl status --lake ./lake
+    Example: music-etl status --lake ./lake --format json
     """
     from music_etl.pipeline.lake import lake_status
 
+    if fmt not in {"table", "json"}:
+        render.fail(ConfigError(f"--format is table or json, not {fmt!r}."))
     settings = _settings(lake, config=config)
-    render.status(render.guard(lambda: lake_status(settings)))
+    found = render.guard(lambda: lake_status(settings))
+    if fmt == "json":
+        render.status_json(found, render.guard(lambda: _recent_artifacts(settings)))
+    else:
+        render.status(found)
+
+
+def _recent_artifacts(settings: Settings) -> list[dict[str, Any]]:
+    from music_etl.adapters.storage import open_storage
+    from music_etl.pipeline.artifacts import recent
+
+    return recent(open_storage(settings.lake, endpoint=settings.aws_endpoint))
 
 
 @app.command()
@@ -310,8 +386,13 @@ def rebuild(
     from music_etl.pipeline.rebuild import rebuild as rebuild_lake
 
     settings = _settings(lake, engine, config)
-    with render.RichProgress() as progress:
-        report = render.guard(lambda: rebuild_lake(settings, progress, allow_missing=allow_missing))
+    try:
+        with render.RichProgress() as progress:
+            report = render.guard(
+                lambda: rebuild_lake(settings, progress, allow_missing=allow_missing)
+            )
+    except KeyboardInterrupt:
+        render.interrupted(settings.lease_seconds)
     render.run_summary(report)
     if report.rejected_input:
         raise typer.Exit(EXIT_FAILED_FILES)

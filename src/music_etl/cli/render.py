@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import sys
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any, NoReturn, TypeVar
 
 import typer
@@ -25,13 +27,41 @@ from music_etl.errors import (
     redact,
 )
 from music_etl.pipeline.lake import LakeStatus
+from music_etl.pipeline.progress import JsonLines
 from music_etl.pipeline.query import QueryResult
 from music_etl.pipeline.retry import RetryReport, next_step, retry_mode
 from music_etl.pipeline.run import RunReport
 
-console = Console()
+#: Width of output that is not a terminal (a pipe, a log): wide enough never to cut a name.
+PIPED_WIDTH = 10_000
+#: Exit code of a run stopped by Ctrl-C (128 + SIGINT), as shells report it.
+EXIT_INTERRUPTED = 130
+#: `human` (default) or `json`: how `run`, `watch`, `rebuild` and `retry` log their events.
+LOG_FORMAT_ENV = "MUSIC_ETL_LOG_FORMAT"
+LOG_FORMATS = ("human", "json")
+
+
+def _stdout_console() -> Console:
+    """Rich on a terminal; on a pipe, a width at which tables never cut a file name."""
+    return Console() if sys.stdout.isatty() else Console(width=PIPED_WIDTH)
+
+
+console = _stdout_console()
 #: Error lines are never wrapped: one failure, one line, whatever the terminal's width.
 errors = Console(stderr=True, soft_wrap=True)
+
+
+@dataclass(kw_only=True)
+class Output:
+    """The global output options (`music-etl -q/-v --log-format …`)."""
+
+    log_format: str = "human"
+    """`human` or `json` (one JSON object per event on stderr)."""
+    verbosity: int = 0
+    """-1 quiet (errors and the one-line result), 0 normal, 1 every event on stderr."""
+
+
+output = Output()
 #: Exit code of a user mistake (a configuration or usage error).
 EXIT_ERROR = EXIT_CONFIG
 #: Set to 1 to see the traceback of an internal error.
@@ -78,13 +108,23 @@ def fail(exc: BaseException) -> NoReturn:
         )
     else:
         line = f"error: {one_line(ours)}"
+    if output.log_format == "json":
+        _json_line("error", "error", message=line.split(":", 1)[1].strip(), kind=line.split(":")[0])
+        raise typer.Exit(exit_code_for(ours or exc)) from None
     errors.print(f"[red]{escape(line.split(':', 1)[0])}:[/]{escape(line.split(':', 1)[1])}")
     raise typer.Exit(exit_code_for(ours or exc)) from None
 
 
 def warn(message: str) -> None:
-    """One yellow warning line on stderr."""
+    """One yellow warning line on stderr (a JSON object under `--log-format json`)."""
+    if output.log_format == "json":
+        _json_line("warning", "warning", message=one_line(message))
+        return
     errors.print(f"[yellow]warning:[/] {escape(one_line(message))}")
+
+
+def _json_line(name: str, level: str, **fields: Any) -> None:
+    JsonLines(sys.stderr).event(name, level, **fields)
 
 
 def one_line(message: object) -> str:
@@ -93,38 +133,107 @@ def one_line(message: object) -> str:
 
 
 class RichProgress:
-    """The pipeline's `Progress` as Rich progress bars."""
+    """The pipeline's `Progress` for the CLI: bars and events on stderr, never on stdout.
+
+    Bars are drawn only on a terminal, in the human format and without `-q`. Events go
+    out as JSON lines under `--log-format json`; in the human format `-v` prints each
+    one, and otherwise only the warnings the summary does not already show.
+    """
 
     def __init__(self) -> None:
+        bars_console = Console(stderr=True)
+        self._show_bars = (
+            bars_console.is_terminal and output.log_format == "human" and output.verbosity >= 0
+        )
         self._bars = Progress(
             TextColumn("[bold]{task.description:<18}"),
             BarColumn(),
             TextColumn("{task.completed}/{task.total}"),
             TimeElapsedColumn(),
-            console=console,
+            console=bars_console,
             transient=False,
         )
         self._task: TaskID | None = None
+        level = "warning" if output.verbosity < 0 else "info"
+        self._json = JsonLines(sys.stderr, min_level=level) if output.log_format == "json" else None
 
     def __enter__(self) -> RichProgress:
-        self._bars.start()
+        if self._show_bars:
+            self._bars.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._bars.stop()
+        if self._show_bars:
+            self._bars.stop()
 
     def step(self, name: str, total: int) -> None:
         """Start a bar for the step."""
-        self._task = self._bars.add_task(name, total=max(total, 1))
+        if self._show_bars:
+            self._task = self._bars.add_task(name, total=max(total, 1))
 
     def advance(self, units: int = 1) -> None:
         """Move the current bar."""
         if self._task is not None:
             self._bars.advance(self._task, units)
 
+    def event(self, name: str, level: str = "info", **fields: Any) -> None:
+        """Log the event: a JSON line, or a human line when it is wanted."""
+        if self._json is not None:
+            self._json.event(name, level, **fields)
+        elif output.verbosity > 0 and level != "debug":
+            facts = " ".join(f"{k}={v}" for k, v in fields.items() if v not in ("", [], {}))
+            self._bars.console.print(f"{level}: {name} {escape(facts)}", soft_wrap=True)
+        elif level in {"warning", "error"} and name not in _SHOWN_BY_SUMMARY:
+            warn(
+                fields.get("message")
+                or f"{name}: " + ", ".join(f"{k} {v}" for k, v in fields.items())
+            )
+
+
+#: Events whose facts the run summary prints anyway.
+_SHOWN_BY_SUMMARY = frozenset({"file_rejected", "run_finished"})
+
+
+def artifact_json(report: RunReport) -> None:
+    """The run artifact as the only document on stdout (`run --json`)."""
+    sys.stdout.write(json.dumps(report.artifact, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def interrupted(lease_seconds: int) -> NoReturn:
+    """One line for Ctrl-C during a run, then exit 130."""
+    line = (
+        "interrupted: the run stopped; files it had claimed stay claimed until their lease "
+        f"expires ({lease_seconds}s), and the next run resumes them. The run artifact "
+        "under _state/runs/ says what was finished."
+    )
+    if output.log_format == "json":
+        _json_line("interrupted", "error", message=line)
+    else:
+        errors.print(f"[red]interrupted:[/]{escape(line.split(':', 1)[1])}")
+    raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def status_json(lake: LakeStatus, runs: Sequence[dict[str, Any]]) -> None:
+    """The ledger, the recent runs and their artifacts as one JSON document on stdout."""
+    doc = {
+        "files": [asdict(r) for r in lake.files],
+        "runs": [asdict(r) for r in lake.runs],
+        "artifacts": list(runs),
+        "flagged_days": lake.flagged_days,
+        "landing": {
+            "waiting": [i.key for i in lake.landing.waiting],
+            "skipped": [{"key": s.key, "reason": s.reason} for s in lake.landing.skipped],
+        },
+    }
+    sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+
 
 def run_summary(report: RunReport) -> None:
-    """Files, rows and reasons of a run."""
+    """Files, rows and reasons of a run (`-q`: the one-line result and the errors only)."""
+    if output.verbosity < 0:
+        _quiet_summary(report)
+        return
     dimension_summary(report)
     table = Table(title="Files", show_lines=False)
     for column in ("file", "status", "rows in", "valid", "bad", "days", "note"):
@@ -146,13 +255,8 @@ def run_summary(report: RunReport) -> None:
         )
     if report.files:
         console.print(table)
+    console.print(_result_line(report))
     totals = report.totals
-    processed, failed = len(report.processed), len(report.failed)
-    console.print(
-        f"[bold]{processed}[/] file(s) processed, [bold]{failed}[/] failed; "
-        f"{totals.rows_in:,} rows in, {totals.valid:,} valid ({totals.loaded:,} loaded), "
-        f"{totals.bad:,} bad; {len(report.days)} day(s) recomputed."
-    )
     if totals.valid > totals.loaded:
         console.print(
             f"Valid rows of rejected files, not loaded: {totals.valid - totals.loaded:,}."
@@ -166,6 +270,24 @@ def run_summary(report: RunReport) -> None:
         console.print("Nothing new in raw/streams/.")
     _flagged_note(report.flagged_days, "this run")
     _landing_notes(report)
+
+
+def _result_line(report: RunReport) -> str:
+    totals = report.totals
+    processed, failed = len(report.processed), len(report.failed)
+    return (
+        f"[bold]{processed}[/] file(s) processed, [bold]{failed}[/] failed; "
+        f"{totals.rows_in:,} rows in, {totals.valid:,} valid ({totals.loaded:,} loaded), "
+        f"{totals.bad:,} bad; {len(report.days)} day(s) recomputed."
+    )
+
+
+def _quiet_summary(report: RunReport) -> None:
+    """Rejected inputs on stderr, then the one-line result."""
+    for f in [*report.dimensions.files(), *report.files]:
+        if f.status == "failed":
+            errors.print(f"[red]rejected:[/] {escape(f.key)}: {f.error}: {escape(f.message)}")
+    console.print(_result_line(report))
 
 
 def _flagged_note(flagged: dict[str, int], when: str) -> None:

@@ -27,24 +27,27 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import date
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import Any, TypeVar
 
 from music_etl.adapters.ledger.base import new_owner
 from music_etl.adapters.serving.base import SkippedItem, SkipsBadItems
 from music_etl.adapters.storage.base import Storage
 from music_etl.engines.base import Engine, Outcome, Source, StreamBatch
 from music_etl.errors import MusicEtlError, Retryable
-from music_etl.integrations.glue_args import job_settings, resolve_args
+from music_etl.integrations.glue_args import job_settings, log_format, resolve_args
 from music_etl.integrations.glue_load import FlatInputs, read_day_results
 from music_etl.logic.contract import DatasetContract
 from music_etl.logic.serving_model import DayResults, serving_items
-from music_etl.pipeline.components import lake_lock, open_components
+from music_etl.pipeline import artifacts
+from music_etl.pipeline.components import Components, lake_lock, open_components
 from music_etl.pipeline.notify import notify_failures
-from music_etl.pipeline.progress import Silent
-from music_etl.pipeline.run import RunReport, run_with
+from music_etl.pipeline.progress import LEVELS, JsonLines, Progress, Silent
+from music_etl.pipeline.run import RunReport, record_failure, run_with, start, write_artifact
 from music_etl.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,7 +61,9 @@ LOADABLE_DAYS = "_state/glue/loadable_days.json"
 # --------------------------------------------------------------------------- stages
 
 
-def validate_stage(settings: Settings) -> RunReport:
+def validate_stage(
+    settings: Settings, progress: Progress | None = None, *, flow_id: str = ""
+) -> RunReport:
     """Validate every pending stream file; hand the touched days to the transform job."""
     components = open_components(settings)
     deferred = replace(
@@ -66,21 +71,58 @@ def validate_stage(settings: Settings) -> RunReport:
         engine=_DaysHandedOn(components.engine, components.storage),
         serving=_NotYet(),
     )
-    report = run_with(deferred, Silent())
+    report = run_with(deferred, progress or Silent(), command="glue-validation", flow_id=flow_id)
     notify_failures(settings, [*report.dimensions.files(), *report.files], run_id=report.run_id)
     return report
 
 
+@dataclass(frozen=True, kw_only=True)
+class StageReport:
+    """What the transform or load job did, and its run artifact."""
+
+    days: tuple[str, ...]
+    """The days recomputed (transform) or replaced in the serving store (load)."""
+    run_id: str = ""
+    artifact: dict[str, Any] = field(default_factory=dict)
+    artifact_key: str = ""
+    artifact_error: str = ""
+    """Why the artifact could not be written (the stage's outcome is unchanged)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadReport(StageReport):
+    """What the load job did."""
+
+    skipped: list[SkippedItem] = field(default_factory=list)
+    """Items the serving store could not write (their days are flagged)."""
+    flagged: dict[str, int] = field(default_factory=dict)
+    """Every day in the store loaded with skipped items: day -> how many."""
+
+
 def transform_stage(settings: Settings) -> tuple[str, ...]:
     """Recompute the pending days' output tables; returns the days."""
+    return transform_days(settings).days
+
+
+def transform_days(
+    settings: Settings, progress: Progress | None = None, *, flow_id: str = ""
+) -> StageReport:
+    """Recompute the pending days and hand them to the load job; writes the run artifact."""
     components = open_components(settings)
-    with lake_lock(components, new_owner()):
+    sink = progress or Silent()
+    partial = start(components, sink, command="glue-transform", flow_id=flow_id)
+    partial.loads = False
+    with _recorded(components, sink, partial), lake_lock(components, new_owner()):
+        partial.locked = True
         days = read_days(components.storage, PENDING_DAYS)
         if days:
             components.engine.compute_days([date.fromisoformat(d) for d in days])
+        partial.days |= set(days)
+        for day in days:
+            sink.event("day_recomputed", day=day)
         add_days(components.storage, LOADABLE_DAYS, days)
         remove_days(components.storage, PENDING_DAYS, days)
-    return days
+    return _finished(components, sink, partial, StageReport(days=days))
 
 
 def load_stage(settings: Settings) -> tuple[str, ...]:
@@ -88,38 +130,85 @@ def load_stage(settings: Settings) -> tuple[str, ...]:
     return load_days(settings).days
 
 
-@dataclass(frozen=True, kw_only=True)
-class LoadReport:
-    """What the load job did."""
-
-    days: tuple[str, ...]
-    """The days replaced in the serving store."""
-    skipped: list[SkippedItem] = field(default_factory=list)
-    """Items the serving store could not write (their days are flagged)."""
-    flagged: dict[str, int] = field(default_factory=dict)
-    """Every day in the store loaded with skipped items: day -> how many."""
-
-
-def load_days(settings: Settings) -> LoadReport:
+def load_days(
+    settings: Settings, progress: Progress | None = None, *, flow_id: str = ""
+) -> LoadReport:
     """Replace the handed-on days and the days of new non-partitioned files (`glue_load`).
 
-    Creates the DynamoDB tables first if they are missing (`open_components`).
+    Creates the DynamoDB tables first if they are missing (`open_components`). Writes
+    the run artifact: per day loaded, the items the serving store skipped.
     """
     components = open_components(settings)
+    sink = progress or Silent()
+    partial = start(components, sink, command="glue-load", flow_id=flow_id)
+    partial.recomputes = False
+    with _recorded(components, sink, partial), lake_lock(components, new_owner()):
+        partial.locked = True
+        days, skipped = _load_locked(components)
+        partial.days |= set(days)
+        per_day = Counter(s.day for s in skipped)
+        for day in days:
+            sink.event("day_loaded", day=day, skipped_items=per_day[day])
     serving = components.serving
-    with lake_lock(components, new_owner()):
-        listed = read_days(components.storage, LOADABLE_DAYS)
-        flat = FlatInputs.read(components.storage)
-        days = tuple(sorted(set(listed) | flat.changed_days()))
-        skipped: list[SkippedItem] = []
-        if days:
-            results = read_day_results(components.storage, days, flat)
-            serving.replace_days(results.days, serving_items(results))
-            skipped = list(serving.last_skipped) if isinstance(serving, SkipsBadItems) else []
-        flat.record(components.storage)
-        remove_days(components.storage, LOADABLE_DAYS, listed)
     flagged = serving.flagged_days() if isinstance(serving, SkipsBadItems) else {}
-    return LoadReport(days=days, skipped=skipped, flagged=flagged)
+    report = LoadReport(days=days, skipped=skipped, flagged=flagged)
+    return _finished(components, sink, partial, report, dict(per_day))
+
+
+def _load_locked(components: Components) -> tuple[tuple[str, ...], list[SkippedItem]]:
+    """Load the days (under the lake lock); returns them and the items skipped."""
+    serving = components.serving
+    listed = read_days(components.storage, LOADABLE_DAYS)
+    flat = FlatInputs.read(components.storage)
+    days = tuple(sorted(set(listed) | flat.changed_days()))
+    skipped: list[SkippedItem] = []
+    if days:
+        results = read_day_results(components.storage, days, flat)
+        serving.replace_days(results.days, serving_items(results))
+        skipped = list(serving.last_skipped) if isinstance(serving, SkipsBadItems) else []
+    flat.record(components.storage)
+    remove_days(components.storage, LOADABLE_DAYS, listed)
+    return days, skipped
+
+
+# --------------------------------------------------------------------------- stage runs
+
+_R = TypeVar("_R", bound=StageReport)
+
+
+@contextmanager
+def _recorded(
+    components: Components, progress: Progress, partial: artifacts.Partial
+) -> Iterator[None]:
+    """On an error, log it and write the `failed` artifact (if the stage got the lock)."""
+    try:
+        yield
+    except BaseException as exc:
+        record_failure(components, progress, partial, exc)
+        raise
+
+
+def _finished(
+    components: Components,
+    progress: Progress,
+    partial: artifacts.Partial,
+    report: _R,
+    flagged: dict[str, int] | None = None,
+) -> _R:
+    """`report` with the stage's artifact, written and logged, and `run_finished`."""
+    doc = artifacts.build_stage(partial, _now(), flagged)
+    key, error = write_artifact(components, progress, doc)
+    skipped_items = sum((flagged or {}).values())
+    progress.event(
+        "run_finished", status=doc["status"], days=len(partial.days), skipped_items=skipped_items
+    )
+    return replace(
+        report, run_id=partial.run_id, artifact=doc, artifact_key=key, artifact_error=error
+    )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 # --------------------------------------------------------------------------- hand-over lists
@@ -224,10 +313,13 @@ def main_load(argv: Sequence[str]) -> int:
 def _main(argv: Sequence[str], stage: str, extra: tuple[str, ...] = ()) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("music_etl").setLevel(logging.INFO)
+    progress: Progress = Silent()
     try:
         args = resolve_args(argv, extra)
+        if log_format(args) == "json":
+            progress = _json_logs()
         settings = job_settings(args)
-        summary = _run_stage(stage, settings, args)
+        summary = _run_stage(stage, settings, args, progress)
     except MusicEtlError as exc:
         kind = "retryable" if isinstance(exc, Retryable) else "terminal"
         log.error("%s job failed (%s): %s", stage, kind, exc)
@@ -236,14 +328,42 @@ def _main(argv: Sequence[str], stage: str, extra: tuple[str, ...] = ()) -> int:
     return 0
 
 
-def _run_stage(stage: str, settings: Settings, args: dict[str, str]) -> dict[str, Any]:
+def _json_logs() -> JsonLines:
+    """One JSON object per event on stderr; the job's log records become events too."""
+    sink = JsonLines(sys.stderr)
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.addHandler(_EventHandler(sink))
+    return sink
+
+
+class _EventHandler(logging.Handler):
+    """A log record as a `log` event (`level`, `logger`, `message`) of the JSON sink."""
+
+    def __init__(self, sink: Progress) -> None:
+        super().__init__()
+        self._sink = sink
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Hand the record to the sink."""
+        level = record.levelname.lower()
+        level = level if level in LEVELS else "error"
+        self._sink.event("log", level, logger=record.name, message=record.getMessage())
+
+
+def _run_stage(
+    stage: str, settings: Settings, args: dict[str, str], progress: Progress
+) -> dict[str, Any]:
+    flow_id = args.get("FLOW_ID", "")
     if stage == "validation":
         if args.get("RAW_KEY"):
             log.info("triggered by %s; every pending file is processed", args["RAW_KEY"])
-        return _report_summary(validate_stage(settings))
+        return _report_summary(validate_stage(settings, progress, flow_id=flow_id))
     if stage == "transform":
-        return {"days": list(transform_stage(settings))}
-    report = load_days(settings)
+        done = transform_days(settings, progress, flow_id=flow_id)
+        return {"days": list(done.days), **_run_of(done)}
+    report = load_days(settings, progress, flow_id=flow_id)
     return {
         "days": list(report.days),
         "skipped_items": len(report.skipped),
@@ -252,7 +372,13 @@ def _run_stage(stage: str, settings: Settings, args: dict[str, str]) -> dict[str
             for s in report.skipped
         ],
         "flagged_days": report.flagged,
+        **_run_of(report),
     }
+
+
+def _run_of(report: StageReport | RunReport) -> dict[str, Any]:
+    """The run id and artifact key the job's JSON line ends with."""
+    return {"run_id": report.run_id, "artifact": report.artifact_key}
 
 
 def _report_summary(report: RunReport) -> dict[str, Any]:
@@ -266,4 +392,5 @@ def _report_summary(report: RunReport) -> dict[str, Any]:
             for f in report.dimensions.files()
         ],
         "days": list(report.days),
+        **_run_of(report),
     }

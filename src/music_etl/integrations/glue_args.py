@@ -11,6 +11,8 @@ tests) an argparse parser takes the same `--NAME value` pairs, so one script run
 | `--AWS_ENDPOINT`, `--NOTIFIER` | `aws_endpoint`, `notifier` | |
 | `--BAD_ROW_THRESHOLD`, `--NOW` | `bad_row_threshold`, `now` | |
 | `--RAW_KEY` | | validation only: the key that triggered the run (logged) |
+| `--LOG_FORMAT` | | `human` or `json` (events on stderr); else `MUSIC_ETL_LOG_FORMAT` |
+| `--FLOW_ID` | | the flow the job is a stage of: in its run artifact and events |
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ SETTING_OF = {
     "BAD_ROW_THRESHOLD": "bad_row_threshold",
     "NOW": "now",
 }
+#: Arguments of every job that are not settings (`log_format`, the flow id).
+JOB_ARGS = ("LOG_FORMAT", "FLOW_ID")
+#: The variable that sets the log format when `--LOG_FORMAT` is not given.
+LOG_FORMAT_ENV = "MUSIC_ETL_LOG_FORMAT"
 #: The seed's name for where the job writes; here the lake root.
 SEED_LAKE = "S3_OUTPUT_PATH"
 DEFAULT_ENGINE = "spark"
@@ -47,7 +53,7 @@ def resolve_args(argv: Sequence[str], extra: Sequence[str] = ()) -> dict[str, st
         >>> resolve_args(["job.py", "--LAKE_ROOT", "s3://b/m", "--JOB_NAME", "x"])
         {'LAKE_ROOT': 's3://b/m'}
     """
-    names = [*SETTING_OF, SEED_LAKE, *extra]
+    names = [*SETTING_OF, SEED_LAKE, *JOB_ARGS, *extra]
     try:
         glue_utils = importlib.import_module("awsglue.utils")
     except ImportError:
@@ -66,6 +72,14 @@ def job_settings(args: dict[str, str]) -> Settings:
     flags["lake"] = args.get("LAKE_ROOT") or args.get(SEED_LAKE)
     flags["engine"] = args.get("ENGINE") or os.environ.get("MUSIC_ETL_ENGINE") or DEFAULT_ENGINE
     return load_settings(**flags)
+
+
+def log_format(args: dict[str, str]) -> str:
+    """`human` or `json`: `--LOG_FORMAT`, else `MUSIC_ETL_LOG_FORMAT`, else `human`."""
+    chosen = (args.get("LOG_FORMAT") or os.environ.get(LOG_FORMAT_ENV) or "human").lower()
+    if chosen not in ("human", "json"):
+        raise ConfigError(f"--LOG_FORMAT / {LOG_FORMAT_ENV} is human or json, not {chosen!r}.")
+    return chosen
 
 
 def _parse(argv: Sequence[str], names: Sequence[str]) -> dict[str, str]:

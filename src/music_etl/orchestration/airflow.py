@@ -145,11 +145,17 @@ def _dimension(result: FileResult) -> dict[str, Any]:
     return {**file_details(result), "status": result.status}
 
 
+#: What `{flow_id}` in a Glue job argument becomes: the DAG run's id, filled by Airflow.
+FLOW_ID_TEMPLATE = "{{ run_id }}"
+
+
 def glue_arguments(job: GlueJob, settings: Settings) -> dict[str, str]:
     """The job's `--ARG` values, with `{lake}`, `{ledger_url}`, … filled from `settings`.
 
     Arguments that come out empty are left out (Glue rejects empty values), so the
-    job's own default applies.
+    job's own default applies. `{flow_id}` becomes Airflow's `{{ run_id }}` template, which
+    Airflow fills per DAG run (`script_args` is a templated field): the three jobs of one
+    DAG run then carry the same `--FLOW_ID` into their run artifacts.
 
     Example:
         >>> job = GlueJob(task_id="validate", job_name="v", script="s.py",
@@ -165,6 +171,7 @@ def glue_arguments(job: GlueJob, settings: Settings) -> dict[str, str]:
         "aws_endpoint": settings.aws_endpoint,
         "bad_row_threshold": str(settings.bad_row_threshold),
         "now": settings.now,
+        "flow_id": FLOW_ID_TEMPLATE,
     }
     try:
         filled = {name: value.format_map(values) for name, value in job.arguments.items()}

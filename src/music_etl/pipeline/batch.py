@@ -48,6 +48,7 @@ class FileResult:
 
     key: str
     status: str
+    content_hash: str = ""
     rows_in: int = 0
     rows_valid: int = 0
     bad_by_reason: dict[str, int] = field(default_factory=dict)
@@ -93,6 +94,8 @@ def process_batch(
     claimed = [p for p in batch if ledger.claim(p.original_key, p.content_hash, owner, lease)]
     skipped = [_skipped(p) for p in batch if p not in claimed]
     claimed = _present(components, claimed, previous, owner)
+    for p in claimed:
+        progress.event("file_claimed", key=p.original_key, content_hash=p.content_hash)
     if not claimed:
         return BatchResult(files=skipped, days=())
     job = _Job(components=components, owner=owner, clock=clock, progress=progress)
@@ -135,6 +138,7 @@ def _process_claimed(
     affected: set[str] = set()
     remaining = {}
     for pending, outcome in zip(claimed, outcomes, strict=True):
+        _validated_event(job.progress, outcome)
         touched, kept = _settle(job, pending, outcome, previous[pending.original_key])
         affected |= touched
         remaining[pending.original_key] = kept
@@ -152,9 +156,34 @@ def recompute(components: Components, days: Sequence[str], progress: Progress) -
         return ()
     progress.step("transform + load", len(days))
     results = components.engine.compute_days([date.fromisoformat(d) for d in days])
+    for day in results.days:
+        progress.event("day_recomputed", day=day)
     components.serving.replace_days(results.days, serving_items(results))
+    for day in results.days:
+        progress.event("day_loaded", day=day)
     progress.advance(len(days))
     return results.days
+
+
+def _validated_event(progress: Progress, outcome: Outcome) -> None:
+    """`file_validated` with the outcome's counts; a rejected file is also a warning."""
+    progress.event(
+        "file_validated",
+        key=outcome.original_key,
+        rows_in=outcome.rows_in,
+        rows_valid=outcome.rows_valid,
+        rows_bad=outcome.rows_bad,
+        bad_by_reason=outcome.bad_by_reason,
+        days=list(outcome.days),
+    )
+    if outcome.file_error:
+        progress.event(
+            "file_rejected",
+            level="warning",
+            key=outcome.original_key,
+            reason=outcome.file_error,
+            message=outcome.message,
+        )
 
 
 def _settle(
@@ -233,6 +262,7 @@ def _finish(job: _Job, pending: Pending, outcome: Outcome, days: tuple[str, ...]
         )
         if not archived:
             return replace(result, message=CHANGED_WHILE_PROCESSED)
+        job.progress.event("file_archived", key=result.key, content_hash=pending.content_hash)
     return result
 
 
@@ -291,6 +321,7 @@ def _result(pending: Pending, outcome: Outcome, status: str) -> FileResult:
     return FileResult(
         key=pending.original_key,
         status=status,
+        content_hash=pending.content_hash,
         rows_in=outcome.rows_in,
         rows_valid=outcome.rows_valid,
         bad_by_reason=outcome.bad_by_reason,
@@ -302,5 +333,8 @@ def _result(pending: Pending, outcome: Outcome, status: str) -> FileResult:
 
 def _skipped(pending: Pending) -> FileResult:
     return FileResult(
-        key=pending.original_key, status="skipped", message="claimed by another runner"
+        key=pending.original_key,
+        status="skipped",
+        content_hash=pending.content_hash,
+        message="claimed by another runner",
     )

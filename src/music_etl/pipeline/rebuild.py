@@ -44,7 +44,9 @@ def rebuild(
                 "rebuild without them. Nothing was changed."
             )
         wipe_derived(components)
-        report = run_with(components, progress or Silent(), extra=archived, owner=owner)
+        report = run_with(
+            components, progress or Silent(), extra=archived, owner=owner, command="rebuild"
+        )
         return replace(report, missing=tuple(missing))
 
 

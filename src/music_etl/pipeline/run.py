@@ -5,15 +5,16 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from music_etl.adapters.ledger.base import DONE, FAILED, FileRecord, RunRecord, new_owner
 from music_etl.adapters.serving.base import SkipsBadItems
 from music_etl.adapters.storage.base import LeavesTemporaries, ObjectInfo, Storage
 from music_etl.errors import LockLost, StorageError
 from music_etl.logic import layout
-from music_etl.pipeline import landing
+from music_etl.pipeline import artifacts, landing
 from music_etl.pipeline.archive import archive
 from music_etl.pipeline.batch import FileResult, Pending, process_batch, recompute
 from music_etl.pipeline.components import LAKE_LOCK, Components, lake_lock, open_components
@@ -43,6 +44,11 @@ class RunReport:
     flagged_days: dict[str, int] = field(default_factory=dict)
     """Days of this run the serving store loaded without some items it could not write:
     day -> items skipped (DynamoDB; each is logged with its key and reason)."""
+    artifact: dict[str, Any] = field(default_factory=dict)
+    """The run artifact (`pipeline.artifacts`), as written to `artifact_key`."""
+    artifact_key: str = ""
+    artifact_error: str = ""
+    """Why the artifact could not be written (the run's outcome is unchanged)."""
 
     @property
     def skipped_items(self) -> int:
@@ -132,46 +138,168 @@ def run_with(
     progress: Progress,
     extra: Sequence[Pending] = (),
     owner: str = "",
+    *,
+    command: str = "run",
+    flow_id: str = "",
 ) -> RunReport:
     """`run` on already opened components (tests inject failing fakes here).
 
     `extra` files are processed before the landing zone's (`rebuild` passes the archive
-    and its `owner`, which already holds the lake lock).
+    and its `owner`, which already holds the lake lock). The run's artifact is written
+    under `_state/runs/` whether the run ends or stops on an error (or Ctrl-C), unless it
+    never got the lake lock. `flow_id` names the flow the run is a stage of (Glue).
     """
-    started = _now()
-    owner = owner or new_owner()
-    clock = components.settings.clock()
+    partial = start(components, progress, command=command, flow_id=flow_id)
+    try:
+        report = _run_locked(components, progress, extra, owner or new_owner(), partial)
+    except BaseException as exc:
+        record_failure(components, progress, partial, exc)
+        raise
+    report = _with_artifact(components, progress, report, partial)
+    progress.event(
+        "run_finished",
+        status=report.artifact["status"],
+        files=len(report.files),
+        days=len(report.days),
+        **asdict_totals(report.totals),
+    )
+    return report
+
+
+def start(
+    components: Components,
+    progress: Progress,
+    *,
+    command: str,
+    flow_id: str = "",
+) -> artifacts.Partial:
+    """A new run's identity and what it has finished so far, announced by `run_started`."""
+    partial = artifacts.Partial(
+        run_id=new_run_id(),
+        started=_now(),
+        clock=components.settings.clock(),
+        command=command,
+        flow_id=flow_id,
+    )
+    flow = {"flow_id": flow_id} if flow_id else {}
+    progress.event(
+        "run_started",
+        run_id=partial.run_id,
+        command=command,
+        clock=partial.clock.isoformat(),
+        **flow,
+    )
+    return partial
+
+
+def new_run_id() -> str:
+    """A fresh run id: 12 hex digits."""
+    return uuid.uuid4().hex[:12]
+
+
+def _run_locked(
+    components: Components,
+    progress: Progress,
+    extra: Sequence[Pending],
+    owner: str,
+    partial: artifacts.Partial,
+) -> RunReport:
+    clock = partial.clock
     with lake_lock(components, owner):
+        partial.locked = True
         if isinstance(components.storage, LeavesTemporaries):
             components.storage.sweep_temporaries()
         dims = refresh_dimensions(components)
-        files: list[FileResult] = []
-        days: set[str] = set()
+        partial.dimensions = dims.files()
         found = discover(components)
         replayed = {(p.original_key, p.content_hash) for p in extra}
         landed = [p for p in found.pending if (p.key, p.content_hash) not in replayed]
         for batch in batches([*extra, *landed], components.settings.batch_bytes):
             renew_lock(components, owner)
             result = process_batch(components, batch, owner, batch[0].clock or clock, progress)
-            files += result.files
-            days |= set(result.days)
+            partial.files += result.files
+            partial.days |= set(result.days)
         if dims.songs_changed:
             renew_lock(components, owner)
-            days |= set(recompute(components, all_days(components), progress))
+            partial.days |= set(recompute(components, all_days(components), progress))
             days_recomputed(components)
     report = RunReport(
-        run_id=uuid.uuid4().hex[:12],
-        started=started,
+        run_id=partial.run_id,
+        started=partial.started,
         finished=_now(),
-        files=files,
-        days=tuple(sorted(days)),
+        files=partial.files,
+        days=tuple(sorted(partial.days)),
         dimensions=dims,
         waiting=tuple(info.key for info in found.waiting),
         skipped=tuple(found.skipped),
-        flagged_days=flagged_days(components, days),
+        flagged_days=flagged_days(components, partial.days),
     )
     components.ledger.add_run(_run_record(report))
     return report
+
+
+def _with_artifact(
+    components: Components, progress: Progress, report: RunReport, partial: artifacts.Partial
+) -> RunReport:
+    """`report` with its artifact, written (a write error is a warning, never a failure)."""
+    doc = artifacts.build(report, partial)
+    key, error = write_artifact(components, progress, doc)
+    return replace(report, artifact=doc, artifact_key=key, artifact_error=error)
+
+
+def write_artifact(
+    components: Components, progress: Progress, doc: dict[str, Any]
+) -> tuple[str, str]:
+    """Write `doc` and log it; returns its key and the write error (never raised)."""
+    key, error = artifacts.write(components.storage, doc)
+    _artifact_event(progress, key, error)
+    return key, error
+
+
+def record_failure(
+    components: Components, progress: Progress, partial: artifacts.Partial, exc: BaseException
+) -> None:
+    """Log a run stopped by `exc`; write its `failed` artifact if it got the lake lock.
+
+    A run turned away at the lock (`LockHeld`: another run is at work, the scheduler
+    retries) did nothing: an artifact per attempt would only fill `_state/runs/`.
+    """
+    error = (
+        "interrupted (Ctrl-C)"
+        if isinstance(exc, KeyboardInterrupt)
+        else f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    )
+    key = ""
+    if partial.locked:
+        doc = artifacts.build_failed(partial, error, _now())
+        key, _error = write_artifact(components, progress, doc)
+    progress.event(
+        "run_finished", level="error", status=artifacts.FAILED, error=error, artifact=key
+    )
+
+
+def _artifact_event(progress: Progress, key: str, error: str) -> None:
+    if error:
+        progress.event(
+            "artifact_not_written",
+            level="warning",
+            artifact=key,
+            error=error,
+            message=f"run artifact {key} not written ({error}); the run's result stands",
+        )
+    else:
+        progress.event("artifact_written", level="debug", artifact=key)
+
+
+def asdict_totals(totals: Totals) -> dict[str, Any]:
+    """The totals as event fields."""
+    return {
+        "rows_in": totals.rows_in,
+        "rows_valid": totals.valid,
+        "rows_loaded": totals.loaded,
+        "rows_bad": totals.bad,
+        "bad_by_reason": totals.bad_by_reason,
+    }
 
 
 def renew_lock(components: Components, owner: str) -> None:
