@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
+import signal
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -42,8 +46,10 @@ def serve(
     """
     if not 0 <= port <= 65535:
         render.fail(ConfigError(f"--port {port} is not a TCP port (0-65535)."))
-    missing = [name for name in SERVE_PACKAGES if importlib.util.find_spec(name) is None]
-    if missing:
+    try:
+        for name in SERVE_PACKAGES:
+            importlib.import_module(name)
+    except ImportError:
         render.fail(ConfigError(INSTALL_HINT))
     settings = render.guard(lambda: load_cli_settings(config=config, lake=lake))
     _serve(settings, host, port)
@@ -64,7 +70,27 @@ def _serve(settings: Settings, host: str, port: int) -> None:
         highlight=False,
     )
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    server.run(sockets=[sock])
+    with _signals_end_cleanly():
+        server.run(sockets=[sock])
+
+
+@contextmanager
+def _signals_end_cleanly() -> Iterator[None]:
+    """Ctrl-C and SIGTERM end `serve` with exit 0.
+
+    uvicorn shuts down gracefully on them, then raises the signal again for the handler
+    it found: this one ignores it, so the process exits normally instead of by the signal.
+    """
+    previous = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, action in previous.items():
+            signal.signal(sig, action)
+
+
+def _ignore(_signum: int, _frame: FrameType | None) -> None:
+    """Nothing: the server has already stopped."""
 
 
 def bind(host: str, port: int) -> socket.socket:
