@@ -43,6 +43,13 @@ def fastapi_app(store: Any) -> Any:
     return app
 
 
+def served_app(store: Any) -> Any:
+    """The real app (`create_app`): sync endpoints in a thread pool, the lock, the ETag."""
+    from music_etl.serve import Sources, create_app
+
+    return create_app(Sources(serving=store, ledger=None))  # type: ignore[arg-type]
+
+
 def measure(app: Any, day: str, requests: int) -> tuple[float, float]:
     """Requests per second of wall time and per second of this process's CPU time.
 
@@ -68,7 +75,7 @@ def main() -> None:
     args = parser.parse_args()
     store = open_serving(load_settings(lake=args.lake).serving_url, read_only=True)
     day = store.days()[-1]
-    builders = {"starlette": starlette_app, "fastapi": fastapi_app}
+    builders = {"starlette": starlette_app, "fastapi": fastapi_app, "music-etl": served_app}
     rates: dict[str, list[tuple[float, float]]] = {name: [] for name in builders}
     for _ in range(args.repeats):  # interleaved, so a burst of load hits both alike
         for name, build in builders.items():
