@@ -4,7 +4,10 @@ Both apps answer the same route with the same function (`serving_views.one_day`)
 the same read-only SQLite store, through each framework's own test client, in one
 process: what differs is only the framework's routing, parameter handling and response.
 
-    python benchmarks/serve_frameworks.py --lake ./demo-lake --requests 3000
+    pip install -c constraints.txt fastapi   # not a project dependency: only for this comparison
+    python benchmarks/serve_frameworks.py --lake ./demo-lake --requests 2000
+
+Figures and the decision: docs/api.md, "Why this framework".
 """
 
 from __future__ import annotations

@@ -472,3 +472,14 @@ def test_serve_without_the_extra_says_how_to_install_it(sqlite_lake: Settings) -
     assert done.returncode == 2, done.stdout + done.stderr
     [line] = done.stderr.strip().splitlines()
     assert "pip install 'music-streaming-etl[serve]'" in line
+
+
+def test_a_corrupt_store_is_a_json_500_naming_the_file(tmp_path: Path) -> None:
+    (tmp_path / "serving.sqlite").write_bytes(b"not a database at all" * 300)
+    serving = open_serving(f"sqlite:///{tmp_path / 'serving.sqlite'}", read_only=True)
+    ledger = open_ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    with TestClient(create_app(Sources(serving=serving, ledger=ledger))) as api:
+        answer = api.get(f"{PREFIX}/days")
+    assert answer.status_code == 500
+    assert answer.json()["error"]["code"] == "store_error"
+    assert "rebuild" in answer.json()["error"]["message"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from starlette.staticfiles import StaticFiles
 from music_etl import __version__
 from music_etl.adapters.ledger import Ledger
 from music_etl.adapters.serving import ServingStore
+from music_etl.adapters.sqlite_common import sqlite_error
 from music_etl.errors import MusicEtlError, Retryable
 from music_etl.serve import ledger_views, serving_views
 from music_etl.serve.errors import BAD_PARAMETER, NOT_FOUND, STORE_ERROR, UNAVAILABLE, ApiError
@@ -48,6 +50,7 @@ def create_app(source: Settings | Sources) -> Starlette:
             ApiError: _api_error,
             HTTPException: _http_error,
             MusicEtlError: _store_error,
+            sqlite3.Error: _sqlite_error,
             Exception: _internal_error,
         },
     )
@@ -209,6 +212,15 @@ async def _store_error(_request: Request, exc: Exception) -> Response:
     if isinstance(exc, Retryable):
         return _error(ApiError(503, UNAVAILABLE, f"{exc} (try again shortly)"))
     return _error(ApiError(500, STORE_ERROR, str(exc)))
+
+
+async def _sqlite_error(request: Request, exc: Exception) -> Response:
+    """A locked, unreadable or corrupt SQLite file is the store's failure; bad SQL is a bug."""
+    assert isinstance(exc, sqlite3.Error)
+    ours = sqlite_error(exc)
+    if ours is None:
+        return await _internal_error(request, exc)
+    return await _store_error(request, ours)
 
 
 async def _internal_error(_request: Request, exc: Exception) -> Response:
