@@ -35,6 +35,11 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
     The values are the same for every test, so the boto3 session is reused.
     """
+    set_aws_env(monkeypatch)
+
+
+def set_aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What `aws_env` sets, for a module-scoped fixture's own `MonkeyPatch.context()`."""
     for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_REGION"):
         monkeypatch.delenv(name, raising=False)
     for name in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB"):

@@ -60,6 +60,7 @@ def test_demo_runs_end_to_end_and_again(tmp_path: Path) -> None:
         assert result.exit_code == 0, result.output
         assert "3 file(s) processed, 0 failed" in result.output
         assert "Top genres on" in result.output
+        assert "See it: music-etl serve --lake" in " ".join(result.output.split())
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ from music_etl.pipeline.lake import mark_lake
 from music_etl.settings import load_settings
 
 runner = CliRunner()
-COMMANDS = ["init", "generate", "run", "watch", "status", "query", "rebuild", "demo"]
+COMMANDS = ["init", "generate", "run", "watch", "status", "query", "rebuild", "demo", "serve"]
 
 
 def test_all_is_sorted_and_importable() -> None:

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -284,6 +285,25 @@ def test_the_wheel_runs_end_to_end_on_python_3_12(wheel: Path, tmp_path: Path) -
         counts = {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
     assert len(counts) == 3
     assert all(n > 0 for n in counts.values()), counts
+
+
+@pytest.mark.packaging
+@pytest.mark.slow
+@pytest.mark.xdist_group("packaging")
+def test_the_wheel_ships_the_dashboard_and_keeps_serve_optional(wheel: Path) -> None:
+    """`serve`'s page files are package data; Starlette/uvicorn come only with `[serve]`."""
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        metadata = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA")))
+    static = REPO / "src" / "music_etl" / "serve" / "static"
+    files = [p.relative_to(static) for p in static.rglob("*") if p.is_file()]
+    shipped = {f"music_etl/serve/static/{name}" for name in files}
+    assert shipped <= names
+    assert "music_etl/serve/static/index.html" in names
+    requires = [line for line in metadata.decode().splitlines() if line.startswith("Requires-Dist")]
+    core = [line for line in requires if "extra ==" not in line]
+    assert not [line for line in core if "starlette" in line or "uvicorn" in line], core
+    assert any("starlette" in line and "extra == 'serve'" in line for line in requires)
 
 
 # --------------------------------------------------------------------------- no extras

@@ -39,7 +39,8 @@ def run_demo(lake: str, streams: int) -> None:
         f"  {cli} run --lake {root}        # again: nothing new, nothing changes\n"
         f"  {cli} generate --lake {root} --streams 20000 --files 1 --append 1"
         f" && {cli} run --lake {root}   # late data: only its days recomputed\n"
-        f"  {cli} rebuild --lake {root}"
+        f"  {cli} rebuild --lake {root}\n"
+        f"\n[bold]See it:[/] {cli} serve --lake {root}   # then open http://127.0.0.1:8000/"
     )
 
 
