@@ -47,6 +47,30 @@ def connect(url: str, schema: str, *, busy_seconds: float = BUSY_SECONDS) -> sql
         return _connect(path, schema, busy_seconds)
 
 
+def connect_readonly(url: str, *, busy_seconds: float = BUSY_SECONDS) -> sqlite3.Connection:
+    """A read-only connection to an existing database: no folder, schema or WAL switch.
+
+    SQLite opens a WAL database read-only through its `-wal`/`-shm` companion files,
+    which it creates empty when they are missing; the database file itself is never
+    written. A missing file is a `ConfigError` that says to run the pipeline first.
+    """
+    path = sqlite_path(url)
+    if not path.is_file():
+        raise ConfigError(
+            f"{path} does not exist yet: run `music-etl run` on the lake first, or check --lake."
+        )
+    with translated(path):
+        conn = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=ro",
+            uri=True,
+            timeout=busy_seconds,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        conn.row_factory = sqlite3.Row
+        return conn
+
+
 def _connect(path: Path, schema: str, busy_seconds: float) -> sqlite3.Connection:
     for attempt in range(_OPEN_ATTEMPTS):
         conn = sqlite3.connect(

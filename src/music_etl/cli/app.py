@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from music_etl.cli import aws, render
+from music_etl.cli import aws, render, serve
 from music_etl.errors import EXIT_REJECTED, ConfigError, Retryable
 from music_etl.settings import Settings, load_cli_settings
 
@@ -355,6 +355,7 @@ def demo(
 
 
 app.add_typer(aws.app, name="aws")
+app.command(name="serve")(serve.serve)
 
 
 def main() -> None:

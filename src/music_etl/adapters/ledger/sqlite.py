@@ -19,7 +19,13 @@ from music_etl.adapters.ledger.base import (
     lock_is_free,
     utcnow,
 )
-from music_etl.adapters.sqlite_common import BUSY_SECONDS, connect, sqlite_path, translated
+from music_etl.adapters.sqlite_common import (
+    BUSY_SECONDS,
+    connect,
+    connect_readonly,
+    sqlite_path,
+    translated,
+)
 from music_etl.errors import ClaimLost
 
 _SCHEMA = """
@@ -43,8 +49,14 @@ _FILE_FIELDS = tuple(f.name for f in fields(FileRecord))
 class SQLiteLedger:
     """The ledger in one SQLite file, safe for several processes on one machine."""
 
-    def __init__(self, url: str, *, busy_seconds: float = BUSY_SECONDS) -> None:
+    def __init__(
+        self, url: str, *, busy_seconds: float = BUSY_SECONDS, read_only: bool = False
+    ) -> None:
+        """Open (and create or upgrade) the ledger; `read_only` opens it without writing."""
         self._path = sqlite_path(url)
+        if read_only:
+            self._conn = connect_readonly(url, busy_seconds=busy_seconds)
+            return
         self._conn = connect(url, _SCHEMA, busy_seconds=busy_seconds)
         _add_judged_against(self._conn)
 
@@ -210,9 +222,10 @@ def _to_row(record: FileRecord) -> dict[str, Any]:
 
 
 def _to_record(row: sqlite3.Row) -> FileRecord:
-    values = {name: row[name] for name in _FILE_FIELDS}
+    present = set(row.keys())  # a ledger opened read-only may predate `judged_against`
+    values = {name: row[name] for name in _FILE_FIELDS if name in present}
     values["bad_by_reason"] = json.loads(values["bad_by_reason"])
-    values["judged_against"] = json.loads(values["judged_against"])
+    values["judged_against"] = json.loads(values.get("judged_against", "{}"))
     values["days"] = tuple(json.loads(values["days"]))
     values["retryable"] = bool(values["retryable"])
     return FileRecord(**values)

@@ -8,15 +8,17 @@ from music_etl.errors import ConfigError
 __all__ = ["ServingStore", "open_serving"]
 
 
-def open_serving(url: str, *, endpoint: str = "") -> ServingStore:
+def open_serving(url: str, *, endpoint: str = "", read_only: bool = False) -> ServingStore:
     """`SQLiteServingStore` for `sqlite:///path`; `DynamoDBServingStore` for `dynamodb://…`.
 
     `endpoint` overrides the AWS endpoint (moto, LocalStack) unless the URL names one.
+    `read_only` opens an existing SQLite store without writing to it (`serve`); a
+    DynamoDB store writes only in `replace_days`, so it needs no such mode.
     """
     if url.startswith("sqlite:///"):
         from music_etl.adapters.serving.sqlite import SQLiteServingStore
 
-        return SQLiteServingStore(url)
+        return SQLiteServingStore(url, read_only=read_only)
     if url.startswith("dynamodb://"):
         from music_etl.adapters.serving.dynamodb import DynamoDBServingStore
 

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from music_etl.adapters.sqlite_common import connect
+from music_etl.adapters.sqlite_common import connect, connect_readonly
 from music_etl.logic.serving_model import (
     DAILY_GENRE_KPIS,
     SERVING_KEYS,
@@ -32,8 +32,9 @@ _JSON_COLUMNS = {"songs"}
 class SQLiteServingStore:
     """Each `replace_days` is one transaction: readers see the old days or the new."""
 
-    def __init__(self, url: str) -> None:
-        self._conn = connect(url, _SCHEMA)
+    def __init__(self, url: str, *, read_only: bool = False) -> None:
+        """Open (and create) the store; `read_only` opens an existing one without writing."""
+        self._conn = connect_readonly(url) if read_only else connect(url, _SCHEMA)
         self._nonce = uuid.uuid4().hex[:12]
         self._own_writes = 0
         """Commits on this connection (`data_version` counts only other connections')."""

@@ -1,0 +1,217 @@
+"""The Starlette app: routes, caching (ETags) and the JSON error format.
+
+Example:
+    >>> from music_etl.settings import load_settings
+    >>> app = create_app(load_settings(lake="./demo-lake"))  # doctest: +SKIP
+    >>> # uvicorn.run(app, host="127.0.0.1", port=8000)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from music_etl import __version__
+from music_etl.adapters.ledger import Ledger
+from music_etl.adapters.serving import ServingStore
+from music_etl.errors import MusicEtlError, Retryable
+from music_etl.serve import ledger_views, serving_views
+from music_etl.serve.errors import BAD_PARAMETER, NOT_FOUND, STORE_ERROR, UNAVAILABLE, ApiError
+from music_etl.serve.openapi import PREFIX, openapi_document
+from music_etl.serve.params import day_range, parse_day, parse_limit, today
+from music_etl.serve.sources import Sources, open_sources
+from music_etl.settings import Settings
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+def create_app(source: Settings | Sources) -> Starlette:
+    """The API over `source`: settings (opened read-only here) or already opened sources."""
+    sources = source if isinstance(source, Sources) else open_sources(source)
+    return Starlette(
+        routes=_routes(sources),
+        exception_handlers={
+            ApiError: _api_error,
+            HTTPException: _http_error,
+            MusicEtlError: _store_error,
+            Exception: _internal_error,
+        },
+    )
+
+
+def _routes(sources: Sources) -> list[BaseRoute]:
+    served = _ServedBy(sources)
+    api = {
+        "/days": served.serving(lambda store, _r: serving_views.days(store)),
+        "/days/{day}": served.serving(_one_day),
+        "/days/{day}/genres/{genre}/top-songs": served.serving(_top_songs),
+        "/genres/{genre}/trend": served.serving(_trend),
+        "/top-genres": served.serving(_top_genres),
+        "/quality": served.ledger(_quality),
+        "/runs": served.ledger(_runs),
+        "/files": served.ledger(_files),
+        "/health": _health,
+        "/openapi.json": _openapi,
+    }
+    return [
+        *(Route(PREFIX + path, endpoint, methods=["GET"]) for path, endpoint in api.items()),
+        Route("/", _index, methods=["GET"]),
+        Mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static"),
+    ]
+
+
+class _ServedBy:
+    """Endpoint factories: read through `sources`, answer with an ETag, honour 304."""
+
+    def __init__(self, sources: Sources) -> None:
+        self.sources = sources
+
+    def serving(self, build: Callable[[ServingStore, Request], Any]) -> Callable[..., Response]:
+        """An endpoint over the serving store: the ETag comes before any item is read."""
+        sources = self.sources
+
+        def endpoint(request: Request) -> Response:
+            version = sources.call(sources.serving.version)
+            tag = _etag(f"{version} {request.url.path}?{request.url.query}")
+            if _fresh(request, tag):
+                return _not_modified(tag)
+            return _json(sources.call(lambda: build(sources.serving, request)), tag)
+
+        return endpoint
+
+    def ledger(self, build: Callable[[Ledger, Request], Any]) -> Callable[..., Response]:
+        """An endpoint over the ledger: the ETag is the body's hash."""
+        sources = self.sources
+
+        def endpoint(request: Request) -> Response:
+            body = sources.call(lambda: build(sources.ledger, request))
+            tag = _etag(_dumps(body))
+            return _not_modified(tag) if _fresh(request, tag) else _json(body, tag)
+
+        return endpoint
+
+
+def _one_day(store: ServingStore, request: Request) -> Any:
+    return serving_views.one_day(store, _day(request))
+
+
+def _top_songs(store: ServingStore, request: Request) -> Any:
+    return serving_views.top_songs(store, _day(request), request.path_params["genre"])
+
+
+def _trend(store: ServingStore, request: Request) -> Any:
+    span = day_range(request.query_params, _default_end(store, request))
+    return serving_views.trend(store, request.path_params["genre"], span)
+
+
+def _top_genres(store: ServingStore, request: Request) -> Any:
+    return serving_views.top_genres(
+        store, day_range(request.query_params, _default_end(store, request))
+    )
+
+
+def _quality(ledger: Ledger, request: Request) -> Any:
+    return ledger_views.quality(ledger, day_range(request.query_params, today()))
+
+
+def _runs(ledger: Ledger, request: Request) -> Any:
+    return ledger_views.runs(ledger, parse_limit(request.query_params))
+
+
+def _files(ledger: Ledger, request: Request) -> Any:
+    return ledger_views.files(ledger, request.query_params.get("status"))
+
+
+def _day(request: Request) -> str:
+    return parse_day(request.path_params["day"], "day").isoformat()
+
+
+def _default_end(store: ServingStore, request: Request) -> Any:
+    """The latest day, asked of the store only when `to` is not given."""
+    if "to" in request.query_params:
+        return parse_day(request.query_params["to"], "to")
+    return serving_views.latest_day(store)
+
+
+def _health(_request: Request) -> Response:
+    return JSONResponse({"status": "ok", "version": __version__}, headers=_NO_STORE)
+
+
+def _openapi(_request: Request) -> Response:
+    return JSONResponse(openapi_document(__version__))
+
+
+def _index(_request: Request) -> Response:
+    return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
+
+
+def _dumps(body: Any) -> str:
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _etag(seed: str) -> str:
+    return f'W/"{hashlib.sha256(seed.encode()).hexdigest()[:32]}"'
+
+
+def _fresh(request: Request, tag: str) -> bool:
+    """Whether `If-None-Match` names `tag` (weak comparison, `*` matches)."""
+    header = request.headers.get("if-none-match", "")
+    offered = {part.strip().removeprefix("W/") for part in header.split(",")}
+    return "*" in offered or tag.removeprefix("W/") in offered
+
+
+def _headers(tag: str) -> dict[str, str]:
+    return {"ETag": tag, "Cache-Control": "no-cache"}
+
+
+def _not_modified(tag: str) -> Response:
+    return Response(status_code=304, headers=_headers(tag))
+
+
+def _json(body: Any, tag: str) -> Response:
+    return JSONResponse(body, headers=_headers(tag))
+
+
+def _error(error: ApiError) -> Response:
+    return JSONResponse(error.body(), status_code=error.status, headers=_NO_STORE)
+
+
+async def _api_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return _error(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        message = f"No such path {request.url.path}: GET {PREFIX}/openapi.json lists them."
+        return _error(ApiError(404, NOT_FOUND, message))
+    text = f"{request.method} {request.url.path}: {exc.detail}; the API answers GET only."
+    return _error(ApiError(exc.status_code, BAD_PARAMETER, text))
+
+
+async def _store_error(_request: Request, exc: Exception) -> Response:
+    """The store or ledger failed: 503 when it may pass (throttling, a lock), else 500."""
+    if isinstance(exc, Retryable):
+        return _error(ApiError(503, UNAVAILABLE, f"{exc} (try again shortly)"))
+    return _error(ApiError(500, STORE_ERROR, str(exc)))
+
+
+async def _internal_error(_request: Request, exc: Exception) -> Response:
+    log.error("Internal error answering a request", exc_info=exc)
+    message = "Internal error (a bug): the server log has the details; please report it."
+    return _error(ApiError(500, "internal", message))

@@ -1,0 +1,114 @@
+"""The serving store's endpoints as plain dicts: one day's partitions, never a table scan."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+from typing import Any
+
+from music_etl.adapters.serving.base import ServingStore, SkipsBadItems
+from music_etl.logic.serving_model import (
+    DAILY_GENRE_KPIS,
+    TOP_GENRES_PER_DAY,
+    TOP_SONGS_PER_GENRE,
+)
+from music_etl.serve.errors import NO_SUCH_DAY, NO_SUCH_GENRE, ApiError
+from music_etl.serve.params import DayRange, today
+
+_KPIS = ("listen_count", "unique_listeners", "total_listening_time", "avg_listening_time")
+_SONG = ("rank", "track_id", "track_name", "artists", "play_count")
+
+
+def days(store: ServingStore) -> dict[str, Any]:
+    """`/days`: every day with results, ascending, and the latest."""
+    found = store.days()
+    return {"days": found, "latest": found[-1] if found else None}
+
+
+def latest_day(store: ServingStore) -> date:
+    """The latest day with results (today in UTC when there is none): a range's default end."""
+    found = store.days()
+    return date.fromisoformat(found[-1]) if found else today()
+
+
+def one_day(store: ServingStore, day: str) -> dict[str, Any]:
+    """`/days/{day}`: the genre KPIs, the top genres, the top songs per genre, the flag."""
+    genres = store.read(TOP_GENRES_PER_DAY, [day])
+    if not genres:
+        raise ApiError(
+            404, NO_SUCH_DAY, f"No results on {day}: GET /api/v1/days lists the days that have."
+        )
+    return {
+        "date": day,
+        "kpis": [_kpi(row, "genre") for row in store.read(DAILY_GENRE_KPIS, [day])],
+        "top_genres": [_top_genre(row) for row in genres],
+        "top_songs": [
+            {"genre": row["genre"], "songs": _songs(row)}
+            for row in store.read(TOP_SONGS_PER_GENRE, [day])
+        ],
+        "flagged": _flagged(store, day),
+    }
+
+
+def top_songs(store: ServingStore, day: str, genre: str) -> dict[str, Any]:
+    """`/days/{day}/genres/{genre}/top-songs`: one item of `TopSongsPerGenre`."""
+    rows = store.read(TOP_SONGS_PER_GENRE, [day], sort_key=genre)
+    if not rows:
+        raise ApiError(
+            404,
+            NO_SUCH_GENRE,
+            f"No genre {genre!r} on {day}: GET /api/v1/days/{day} lists that day's genres.",
+        )
+    return {"date": day, "genre": genre, "songs": _songs(rows[0])}
+
+
+def trend(store: ServingStore, genre: str, span: DayRange) -> dict[str, Any]:
+    """`/genres/{genre}/trend`: the genre's KPIs on each day of `span` that has them."""
+    wanted = [day for day in store.days() if span.holds(day)]
+    rows = store.read(DAILY_GENRE_KPIS, wanted, sort_key=genre) if wanted else []
+    if not rows:
+        raise ApiError(
+            404,
+            NO_SUCH_GENRE,
+            f"No results for genre {genre!r} from {span.start} to {span.end}: check the "
+            "spelling (GET /api/v1/days/{day} lists a day's genres) or widen from/to.",
+        )
+    return {**_ends(span), "genre": genre, "points": [_kpi(row, "date") for row in rows]}
+
+
+def top_genres(store: ServingStore, span: DayRange) -> dict[str, Any]:
+    """`/top-genres`: the ranked genres of each day of `span` that has results."""
+    wanted = [day for day in store.days() if span.holds(day)]
+    per_day: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in store.read(TOP_GENRES_PER_DAY, wanted) if wanted else []:
+        per_day[row["date"]].append(_top_genre(row))
+    return {**_ends(span), "days": [{"date": d, "genres": g} for d, g in sorted(per_day.items())]}
+
+
+def _ends(span: DayRange) -> dict[str, str]:
+    return {"from": span.start.isoformat(), "to": span.end.isoformat()}
+
+
+def _kpi(row: dict[str, Any], first: str) -> dict[str, Any]:
+    values = {name: int(row[name]) for name in _KPIS[:-1]}
+    return {first: row[first], **values, "avg_listening_time": float(row["avg_listening_time"])}
+
+
+def _top_genre(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "rank": int(row["rank"]),
+        "genre": row["genre"],
+        "listen_count": int(row["listen_count"]),
+    }
+
+
+def _songs(row: dict[str, Any]) -> list[dict[str, Any]]:
+    songs = sorted(row["songs"], key=lambda song: int(song["rank"]))
+    return [
+        {name: int(song[name]) if name in {"rank", "play_count"} else song[name] for name in _SONG}
+        for song in songs
+    ]
+
+
+def _flagged(store: ServingStore, day: str) -> int:
+    return store.flagged_days().get(day, 0) if isinstance(store, SkipsBadItems) else 0
