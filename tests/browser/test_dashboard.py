@@ -332,3 +332,19 @@ def test_screenshot_of_the_dashboard(driver: Any, base: str) -> None:
     print(f"\ndashboard screenshot: {png}")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert int.from_bytes(png.read_bytes()[16:20], "big") == 1400
+
+
+def test_a_range_the_api_refuses_is_explained_in_the_trend(
+    driver: Any, base: str, store: ServingStore
+) -> None:
+    day = store.days()[-1]
+    genre = top_genres(store, day)[0][0]
+    open_page(driver, f"{base}/?day={day}&genre={genre}&from=2020-01-01", f"{day}|{genre}")
+    code, text = js(
+        driver,
+        "const e = document.querySelector('#trend .error');"
+        "return e ? [e.dataset.errorCode, e.textContent] : null;",
+    )
+    assert code == "bad_range"
+    assert "366" in text
+    assert bars(driver, "top-genres", "genre") == top_genres(store, day)

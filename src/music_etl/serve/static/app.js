@@ -9,6 +9,7 @@ const KEYS = ["day", "genre", "from", "to"];
 
 const integer = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
 const decimal = new Intl.NumberFormat("en-US", { maximumFractionDigits: 1 });
+const seconds = new Intl.NumberFormat("en-US", { maximumFractionDigits: 2 });
 const count = (n) => integer.format(n);
 const hours = (ms) => `${decimal.format(ms / 3_600_000)} h`;
 const minutes = (ms) => `${decimal.format(ms / 60_000)} min`;
@@ -233,7 +234,7 @@ function runsSection(body) {
   });
   const rows = body.runs.slice(0, 10).map((r) => [
     (r.started ?? "").replace("T", " ").slice(0, 19),
-    r.duration_seconds == null ? "—" : `${decimal.format(r.duration_seconds)} s`,
+    r.duration_seconds == null ? "—" : `${seconds.format(r.duration_seconds)} s`,
     count(r.files),
     count(r.rows_in),
     count(r.rows_valid),
