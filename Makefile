@@ -7,7 +7,7 @@ AIRFLOW_LOGS  = .cache/airflow-env
 NODE_STAMP    = tools/node_modules/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint typecheck unit packaging bench airflow-env spark-s3-jars glue-package clean
+.PHONY: help demo test lint typecheck unit packaging bench airflow-env spark-s3-jars browser-deps dashboard-png glue-package clean
 
 help:  ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -40,7 +40,14 @@ spark-s3-jars: $(STAMP)  ## Fetch the hadoop-aws + AWS SDK jars Spark local need
 demo: $(STAMP)  ## Set up, generate sample data, run the whole pipeline (embedded mode)
 	$(BIN)/music-etl demo
 
-test: $(STAMP) airflow-env spark-s3-jars $(NODE_STAMP) lint typecheck  ## Set up, then lint, type-check and run the whole test suite
+# The browser tests' system Chromium; skipped (with a warning) where it cannot be installed.
+browser-deps:  ## Install Debian's chromium + chromium-driver when missing (root + apt-get only; cached)
+	@bash scripts/browser_deps.sh
+
+dashboard-png: demo browser-deps  ## Re-take docs/dashboard.png from the demo lake
+	$(BIN)/python scripts/dashboard_screenshot.py --lake demo-lake --out docs/dashboard.png
+
+test: $(STAMP) airflow-env spark-s3-jars $(NODE_STAMP) browser-deps lint typecheck  ## Set up, then lint, type-check and run the whole test suite
 	$(BIN)/pytest -n 2 --dist loadgroup
 
 lint: $(STAMP)  ## ruff check + format check
@@ -51,7 +58,7 @@ typecheck: $(STAMP)  ## mypy --strict on src/
 	$(BIN)/mypy
 
 unit: $(STAMP)  ## Only the fast tests
-	$(BIN)/pytest -n 2 -m "not slow and not spark and not airflow"
+	$(BIN)/pytest -n 2 -m "not slow and not spark and not airflow and not browser"
 
 packaging: $(STAMP)  ## Resolve the wheel under each MWAA image; the Python 3.12 smoke (~1.5 min)
 	$(BIN)/pytest -n 0 -m packaging tests/deploy/test_packaging.py
