@@ -1,7 +1,7 @@
 """SQLite-specific adapter behaviour and the failure-injection fake.
 
 Behaviour every backend shares (claims, locks, whole-day replace, storage) is tested once,
-over every backend, in `tests/aws/test_*_conformance.py`.
+over every backend, in `tests/conformance/`.
 """
 
 from __future__ import annotations

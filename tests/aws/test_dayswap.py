@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from aws.helpers import AwsLake, client
-from aws.test_serving_conformance import D1, D2, items, merged
+from conformance.test_serving_conformance import D1, D2, items, merged
 from music_etl.adapters.aws.codec import decode
 from music_etl.adapters.serving.dynamodb import FLOAT_ATTRIBUTES, DynamoDBServingStore
 from music_etl.errors import LoadConflict
