@@ -18,6 +18,7 @@ from music_etl.adapters.ledger.base import (
     DONE,
     FAILED,
     FileRecord,
+    FileStatus,
     Ledger,
     RunRecord,
     new_owner,
@@ -274,3 +275,20 @@ def test_unclaim_never_touches_a_claim_another_runner_holds(ledger: Ledger) -> N
     assert ledger.claim("raw/streams/a.csv", "h1", holder, 60)
     ledger.unclaim("raw/streams/a.csv", new_owner(), None)
     assert claimed(ledger, "raw/streams/a.csv").owner == holder
+
+
+@pytest.mark.aws
+def test_dynamodb_statuses_are_stored_as_before_and_old_items_read_unchanged(
+    aws_lake: AwsLake,
+) -> None:
+    ledger = aws_lake.ledger()
+    ledger.claim("raw/streams/new.csv", "h", new_owner(), 60)
+    item = ledger.client.get_item(
+        TableName=ledger.table, Key={"file_key": {"S": "raw/streams/new.csv"}}
+    )["Item"]
+    assert item["status"] == {"S": "claimed"}
+    # An item as the code before the enums wrote it: the status is plain text.
+    ledger.client.put_item(TableName=ledger.table, Item={**item, "status": {"S": "failed"}})
+    record = ledger.get("raw/streams/new.csv")
+    assert record is not None
+    assert record.status is FileStatus.FAILED

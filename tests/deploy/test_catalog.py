@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from deploy.test_infra import resources
-from music_etl.logic import catalog
+from music_etl.logic import catalog, contract
 
 CLI = str(Path(sys.executable).parent / "music-etl")
 CFN_LAKE = "s3://${LakeBucket}/${LakePrefix}"
@@ -65,6 +65,17 @@ def test_template_declares_exactly_the_catalog_tables() -> None:
         assert parameters == table.parameters(CFN_LAKE)
         keys = [(k["Name"], k["Type"]) for k in given.get("PartitionKeys", [])]
         assert keys == ([(table.partition, "date")] if table.partition else [])
+
+
+def test_template_output_tables_are_the_contracts() -> None:
+    """The template's KPI tables carry exactly the contract's columns, typed by the one map."""
+    found = template_tables()
+    for name, schema in contract.output_schemas().items():
+        columns = found[name]["TableInput"]["StorageDescriptor"]["Columns"]
+        expected = [(c, catalog.HIVE_TYPES[k]) for c, k in schema.items() if c != "date"]
+        assert [(c["Name"], c["Type"]) for c in columns] == expected, name
+    kpis = found["daily_genre_kpis"]["TableInput"]["StorageDescriptor"]["Columns"]
+    assert [c["Name"] for c in kpis][1:] == [m.name for m in contract.KPI_METRICS]
 
 
 def test_date_partitions_are_projected_and_nothing_is_crawled() -> None:

@@ -22,7 +22,8 @@ import re
 from dataclasses import dataclass
 
 from music_etl.errors import ConfigError
-from music_etl.logic import layout
+from music_etl.logic import contract, layout
+from music_etl.logic.rules import Kind
 
 #: The first day a date partition may hold; Athena projects no partition before it.
 FIRST_DAY = "2000-01-01"
@@ -31,6 +32,14 @@ LAST_DAY = "NOW+1DAYS"
 PARQUET_INPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
 PARQUET_OUTPUT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
 PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+#: The Hive (Athena, Glue catalog) type of each contract type: the one mapping.
+HIVE_TYPES = {
+    Kind.STRING: "string",
+    Kind.INT64: "bigint",
+    Kind.FLOAT64: "double",
+    Kind.TIMESTAMP: "timestamp",
+    Kind.DATE: "date",
+}
 #: What Athena and the Glue catalog accept as a database name (as infra/ allows it).
 _DATABASE = re.compile(r"[a-z0-9_]{1,64}")
 
@@ -74,69 +83,58 @@ class CatalogTable:
         }
 
 
-_STREAM = (("user_id", "bigint"), ("track_id", "string"), ("listen_time", "timestamp"))
 _SOURCE = (("source_file", "string"), ("source_line", "bigint"))
+#: The one-line catalog description of each output table.
+_OUTPUT_DESCRIPTIONS = {
+    "daily_genre_kpis": "Listens, unique listeners and listening time per day and genre.",
+    "top_songs": "The three most played songs per day and genre.",
+    "top_genres": "The five most listened genres per day.",
+}
 
-TABLES: tuple[CatalogTable, ...] = (
-    CatalogTable(
-        name="streams",
-        prefix=layout.VALIDATED_STREAMS,
-        columns=(*_STREAM, *_SOURCE),
-        partition="listen_date",
-        description="Validated, de-duplicated listens; one file per (day, source file).",
-    ),
-    CatalogTable(
-        name="bad_records",
-        prefix=f"{layout.BAD_RECORDS}streams/",
-        # A bad row is kept as read: its fields are the raw text.
-        columns=(
-            ("user_id", "string"),
-            ("track_id", "string"),
-            ("listen_time", "string"),
-            ("reason", "string"),
-            *_SOURCE,
+
+def tables() -> tuple[CatalogTable, ...]:
+    """Every lake table, the output tables' columns derived from the contract when called.
+
+    Example:
+        >>> [t.name for t in tables()][:2]
+        ['streams', 'bad_records']
+    """
+    streams = contract.STREAMS.columns
+    return (
+        CatalogTable(
+            name="streams",
+            prefix=layout.VALIDATED_STREAMS,
+            columns=(*((c, HIVE_TYPES[k]) for c, k in streams.items()), *_SOURCE),
+            partition="listen_date",
+            description="Validated, de-duplicated listens; one file per (day, source file).",
         ),
-        partition=None,
-        description=(
-            "Rejected stream rows with their reason, under <reason>/ folders "
-            "(also those of versions the bad-row threshold rejected)."
+        CatalogTable(
+            name="bad_records",
+            prefix=f"{layout.BAD_RECORDS}streams/",
+            # A bad row is kept as read: its fields are the raw text.
+            columns=(*((c, "string") for c in streams), ("reason", "string"), *_SOURCE),
+            partition=None,
+            description=(
+                "Rejected stream rows with their reason, under <reason>/ folders "
+                "(also those of versions the bad-row threshold rejected)."
+            ),
         ),
-    ),
-    CatalogTable(
-        name="daily_genre_kpis",
-        prefix=f"{layout.PROCESSED}daily_genre_kpis/",
-        columns=(
-            ("genre", "string"),
-            ("listen_count", "bigint"),
-            ("unique_listeners", "bigint"),
-            ("total_listening_time", "bigint"),
-            ("avg_listening_time", "double"),
-        ),
+        *(_output_table(name, schema) for name, schema in contract.output_schemas().items()),
+    )
+
+
+def _output_table(name: str, schema: dict[str, Kind]) -> CatalogTable:
+    # The day is the partition folder, not a column of the Parquet files.
+    return CatalogTable(
+        name=name,
+        prefix=f"{layout.PROCESSED}{name}/",
+        columns=tuple((c, HIVE_TYPES[k]) for c, k in schema.items() if c != "date"),
         partition="date",
-        description="Listens, unique listeners and listening time per day and genre.",
-    ),
-    CatalogTable(
-        name="top_songs",
-        prefix=f"{layout.PROCESSED}top_songs/",
-        columns=(
-            ("genre", "string"),
-            ("rank", "bigint"),
-            ("track_id", "string"),
-            ("track_name", "string"),
-            ("artists", "string"),
-            ("play_count", "bigint"),
-        ),
-        partition="date",
-        description="The three most played songs per day and genre.",
-    ),
-    CatalogTable(
-        name="top_genres",
-        prefix=f"{layout.PROCESSED}top_genres/",
-        columns=(("rank", "bigint"), ("genre", "string"), ("listen_count", "bigint")),
-        partition="date",
-        description="The five most listened genres per day.",
-    ),
-)
+        description=_OUTPUT_DESCRIPTIONS[name],
+    )
+
+
+TABLES: tuple[CatalogTable, ...] = tables()
 
 
 def athena_ddl(table: CatalogTable, lake: str, database: str) -> str:
@@ -177,7 +175,7 @@ def athena_script(lake: str, database: str) -> str:
             "digits and _ (at most 64), e.g. --database music_etl."
         )
     statements = [f"CREATE DATABASE IF NOT EXISTS `{database}`;"]
-    statements += [athena_ddl(table, lake, database) for table in TABLES]
+    statements += [athena_ddl(table, lake, database) for table in tables()]
     return "\n\n".join(statements) + "\n"
 
 

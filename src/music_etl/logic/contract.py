@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Literal
 
 from music_etl.logic.rules import (
     FirstOccurrence,
@@ -109,15 +110,24 @@ VALID_STREAM_COLUMNS = (
 )
 
 
+#: The aggregates a KPI may be: a typo in `Metric.op` is a type error, not a run-time one.
+MetricOp = Literal["count", "count_distinct", "sum", "ratio"]
+
+
 @dataclass(frozen=True, kw_only=True)
 class Metric:
     """One aggregate of a group: `count`, `count_distinct`, `sum` or `ratio`."""
 
     name: str
-    op: str
+    op: MetricOp
     column: str = ""
     numerator: str = ""
     denominator: str = ""
+
+    @property
+    def kind(self) -> Kind:
+        """The type of the KPI: a ratio is a float, every other aggregate an integer."""
+        return Kind.FLOAT64 if self.op == "ratio" else Kind.INT64
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -147,19 +157,47 @@ TOP_SONGS = TopN(
 )
 TOP_GENRES = TopN(partition=("date",), n=5, order=(("listen_count", True), ("genre", False)))
 
-#: Output tables and their columns: the contract Athena, dashboards and checks read.
-DAILY_GENRE_KPIS_COLUMNS = (
-    "date",
-    "genre",
-    "listen_count",
-    "unique_listeners",
-    "total_listening_time",
-    "avg_listening_time",
-)
-TOP_SONGS_COLUMNS = ("date", "genre", "rank", "track_id", "track_name", "artists", "play_count")
-TOP_GENRES_COLUMNS = ("date", "rank", "genre", "listen_count")
-OUTPUT_TABLES = {
-    "daily_genre_kpis": DAILY_GENRE_KPIS_COLUMNS,
-    "top_songs": TOP_SONGS_COLUMNS,
-    "top_genres": TOP_GENRES_COLUMNS,
+#: Columns of a `top_songs` row besides its (date, genre) and rank.
+_SONG_COLUMNS = {
+    "track_id": Kind.STRING,
+    "track_name": Kind.STRING,
+    "artists": Kind.STRING,
+    "play_count": Kind.INT64,
 }
+
+
+def output_schemas() -> dict[str, dict[str, Kind]]:
+    """Each output table's columns, in order, with their types.
+
+    Derived from `KPI_GROUP` and `KPI_METRICS` when called, so a new metric reaches
+    every store that reads this (the SQLite serving store, the Glue catalog, the
+    Athena DDL) with no other edit.
+
+    Example:
+        >>> list(output_schemas()["top_genres"])
+        ['date', 'rank', 'genre', 'listen_count']
+    """
+    group = {"date": Kind.DATE, "genre": Kind.STRING}
+    kpis = {m.name: m.kind for m in KPI_METRICS}
+    return {
+        "daily_genre_kpis": {**{c: group[c] for c in KPI_GROUP}, **kpis},
+        "top_songs": {**group, "rank": Kind.INT64, **_SONG_COLUMNS},
+        "top_genres": {
+            "date": Kind.DATE,
+            "rank": Kind.INT64,
+            "genre": Kind.STRING,
+            TOP_GENRES.order[0][0]: kpis[TOP_GENRES.order[0][0]],
+        },
+    }
+
+
+def output_tables() -> dict[str, tuple[str, ...]]:
+    """Each output table's column names, in order (see `output_schemas`)."""
+    return {name: tuple(columns) for name, columns in output_schemas().items()}
+
+
+#: Output tables and their columns: the contract Athena, dashboards and checks read.
+OUTPUT_TABLES = output_tables()
+DAILY_GENRE_KPIS_COLUMNS = OUTPUT_TABLES["daily_genre_kpis"]
+TOP_SONGS_COLUMNS = OUTPUT_TABLES["top_songs"]
+TOP_GENRES_COLUMNS = OUTPUT_TABLES["top_genres"]

@@ -36,6 +36,10 @@ class Kind(Enum):
     INT64 = "int64"
     STRING = "string"
     TIMESTAMP = "timestamp"
+    #: Output columns only (a ratio KPI); no raw column parses to it.
+    FLOAT64 = "float64"
+    #: Output columns only (the day a row belongs to); no raw column parses to it.
+    DATE = "date"
 
 
 @dataclass(frozen=True, kw_only=True)

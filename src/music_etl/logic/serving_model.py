@@ -6,6 +6,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from music_etl.logic.contract import output_schemas
+from music_etl.logic.rules import Kind
+
 Row = Mapping[str, Any]
 
 DAILY_GENRE_KPIS = "DailyGenreKPIs"
@@ -18,6 +21,25 @@ SERVING_KEYS = {
     TOP_GENRES_PER_DAY: ("date", "rank"),
 }
 _SONG_FIELDS = ("rank", "track_id", "track_name", "artists", "play_count")
+#: Serving attributes that hold a JSON document (SQLite stores it as text).
+JSON_ATTRIBUTES = frozenset({"songs"})
+
+
+def serving_schemas() -> dict[str, dict[str, Kind]]:
+    """Each serving table's attributes and types, derived from the contract when called.
+
+    `TopSongsPerGenre` holds the ranked songs of a (date, genre) as one `songs` document.
+
+    Example:
+        >>> list(serving_schemas()[TOP_SONGS_PER_GENRE])
+        ['date', 'genre', 'songs']
+    """
+    outputs = output_schemas()
+    return {
+        DAILY_GENRE_KPIS: outputs["daily_genre_kpis"],
+        TOP_SONGS_PER_GENRE: {"date": Kind.DATE, "genre": Kind.STRING, "songs": Kind.STRING},
+        TOP_GENRES_PER_DAY: outputs["top_genres"],
+    }
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from music_etl.adapters.ledger.base import RunStatus
 from music_etl.adapters.storage.base import Storage
 from music_etl.errors import MusicEtlError
 
@@ -33,7 +34,7 @@ SCHEMA_VERSION = 1
 #: Where the artifacts live in the lake.
 RUNS_PREFIX = "_state/runs/"
 #: `status` of a run that ended normally, rejected an input (exit 1), or stopped on an error.
-OK, REJECTED, FAILED = "ok", "rejected", "failed"
+OK, REJECTED, FAILED = RunStatus.OK, RunStatus.REJECTED, RunStatus.FAILED
 
 
 @dataclass(kw_only=True)
@@ -105,7 +106,7 @@ def _document(
     partial: Partial,
     finished: str,
     *,
-    status: str,
+    status: RunStatus,
     error: str = "",
     files: Sequence[FileResult] = (),
     dimensions: Sequence[FileResult] = (),

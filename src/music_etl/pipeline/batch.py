@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 
-from music_etl.adapters.ledger.base import CLAIMED, DONE, FAILED, FileRecord
+from music_etl.adapters.ledger.base import CLAIMED, DONE, FAILED, FileRecord, FileStatus
 from music_etl.engines.base import Outcome, Source, StreamBatch
 from music_etl.logic import layout
 from music_etl.logic.contract import STREAMS
@@ -297,7 +297,7 @@ def _record(
     outcome: Outcome,
     owner: str,
     *,
-    status: str,
+    status: FileStatus,
     days: tuple[str, ...],
     clock: datetime | None = None,
 ) -> FileRecord:

@@ -9,7 +9,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from music_etl.adapters.ledger.base import DONE, FAILED, FileRecord, RunRecord, new_owner
+from music_etl.adapters.ledger.base import (
+    DONE,
+    FAILED,
+    FileRecord,
+    RunRecord,
+    RunStatus,
+    new_owner,
+)
 from music_etl.adapters.serving.base import SkipsBadItems
 from music_etl.adapters.storage.base import LeavesTemporaries, ObjectInfo, Storage
 from music_etl.errors import LockLost, StorageError
@@ -428,7 +435,7 @@ def _run_record(report: RunReport) -> RunRecord:
         rows_valid=report.totals.valid,
         rows_bad=report.totals.bad,
         days=len(report.days),
-        status="failed" if report.rejected_input else "ok",
+        status=RunStatus.FAILED if report.rejected_input else RunStatus.OK,
     )
 
 

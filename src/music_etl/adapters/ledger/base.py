@@ -7,11 +7,33 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Protocol
 
-CLAIMED = "claimed"
-DONE = "done"
-FAILED = "failed"
+
+class FileStatus(StrEnum):
+    """Where a file stands in `ProcessedStreams`; the values are what the tables store."""
+
+    CLAIMED = "claimed"
+    DONE = "done"
+    FAILED = "failed"
+
+
+CLAIMED = FileStatus.CLAIMED
+DONE = FileStatus.DONE
+FAILED = FileStatus.FAILED
+
+
+class RunStatus(StrEnum):
+    """How a run ended, in `Runs` and the run artifact; the values are what they store.
+
+    `Runs` (`status`) says `failed` for a run that rejected an input; the run artifact
+    says `rejected` for it and keeps `failed` for a run stopped by an error.
+    """
+
+    OK = "ok"
+    REJECTED = "rejected"
+    FAILED = "failed"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -20,7 +42,7 @@ class FileRecord:
 
     file_key: str
     content_hash: str
-    status: str
+    status: FileStatus
     owner: str = ""
     lease_until: float = 0.0
     timestamp: str = ""
@@ -53,7 +75,7 @@ class RunRecord:
     rows_valid: int
     rows_bad: int
     days: int
-    status: str
+    status: RunStatus
 
 
 class Ledger(Protocol):

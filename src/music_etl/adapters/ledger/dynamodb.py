@@ -34,7 +34,9 @@ from music_etl.adapters.ledger.base import (
     CLAIMED,
     FAILED,
     FileRecord,
+    FileStatus,
     RunRecord,
+    RunStatus,
     is_claimable,
     lock_is_free,
     utcnow,
@@ -170,7 +172,7 @@ class DynamoDBLedger:
     def runs(self, limit: int) -> list[RunRecord]:
         """The latest runs, newest first."""
         items = [decode(i) for i in self._scan() if i[KEY]["S"].startswith(RUN_PREFIX)]
-        runs = [RunRecord(**{name: item[name] for name in _RUN_FIELDS}) for item in items]
+        runs = [_to_run(item) for item in items]
         return sorted(runs, key=lambda run: run.started, reverse=True)[:limit]
 
     def forget_files(self) -> None:
@@ -274,4 +276,10 @@ def _names(expression: str) -> dict[str, str]:
 def _to_record(item: dict[str, Any]) -> FileRecord:
     values = decode(item, floats={"lease_until"})
     values["days"] = tuple(values.get("days", ()))
+    values["status"] = FileStatus(values["status"])
     return FileRecord(**{name: values[name] for name in _FILE_FIELDS if name in values})
+
+
+def _to_run(item: dict[str, Any]) -> RunRecord:
+    values = {name: item[name] for name in _RUN_FIELDS}
+    return RunRecord(**{**values, "status": RunStatus(values["status"])})

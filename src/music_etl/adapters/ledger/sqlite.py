@@ -14,7 +14,9 @@ from music_etl.adapters.ledger.base import (
     CLAIMED,
     FAILED,
     FileRecord,
+    FileStatus,
     RunRecord,
+    RunStatus,
     is_claimable,
     lock_is_free,
     utcnow,
@@ -158,7 +160,7 @@ class SQLiteLedger:
         rows = self._conn.execute(
             "SELECT * FROM Runs ORDER BY started DESC LIMIT ?", (limit,)
         ).fetchall()
-        return [RunRecord(**dict(row)) for row in rows]
+        return [RunRecord(**{**dict(row), "status": RunStatus(row["status"])}) for row in rows]
 
     def forget_files(self) -> None:
         """Drop every file record."""
@@ -228,4 +230,5 @@ def _to_record(row: sqlite3.Row) -> FileRecord:
     values["judged_against"] = json.loads(values.get("judged_against", "{}"))
     values["days"] = tuple(json.loads(values["days"]))
     values["retryable"] = bool(values["retryable"])
+    values["status"] = FileStatus(values["status"])
     return FileRecord(**values)

@@ -3,30 +3,54 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from music_etl.adapters.sqlite_common import connect, connect_readonly
+from music_etl.logic.rules import Kind
 from music_etl.logic.serving_model import (
-    DAILY_GENRE_KPIS,
+    JSON_ATTRIBUTES,
     SERVING_KEYS,
     TOP_GENRES_PER_DAY,
-    TOP_SONGS_PER_GENRE,
+    serving_schemas,
 )
 
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS {DAILY_GENRE_KPIS} (
-    date TEXT NOT NULL, genre TEXT NOT NULL, listen_count INTEGER NOT NULL,
-    unique_listeners INTEGER NOT NULL, total_listening_time INTEGER NOT NULL,
-    avg_listening_time REAL NOT NULL, PRIMARY KEY (date, genre));
-CREATE TABLE IF NOT EXISTS {TOP_SONGS_PER_GENRE} (
-    date TEXT NOT NULL, genre TEXT NOT NULL, songs TEXT NOT NULL, PRIMARY KEY (date, genre));
-CREATE TABLE IF NOT EXISTS {TOP_GENRES_PER_DAY} (
-    date TEXT NOT NULL, rank INTEGER NOT NULL, genre TEXT NOT NULL,
-    listen_count INTEGER NOT NULL, PRIMARY KEY (date, rank));
-"""
-_JSON_COLUMNS = {"songs"}
+#: The SQLite type of each contract type: the one mapping (dates are ISO text).
+SQLITE_TYPES = {
+    Kind.STRING: "TEXT",
+    Kind.DATE: "TEXT",
+    Kind.TIMESTAMP: "TEXT",
+    Kind.INT64: "INTEGER",
+    Kind.FLOAT64: "REAL",
+}
+
+
+def schema() -> str:
+    """The `CREATE TABLE` statements of the store, derived from the contract when called.
+
+    Example:
+        >>> schema().splitlines()[0]
+        'CREATE TABLE IF NOT EXISTS DailyGenreKPIs ('
+    """
+    return "\n".join(_create(t, columns) for t, columns in serving_schemas().items())
+
+
+def _create(table: str, columns: dict[str, Kind]) -> str:
+    lines = [f"    {name} {SQLITE_TYPES[kind]} NOT NULL," for name, kind in columns.items()]
+    key = ", ".join(SERVING_KEYS[table])
+    return "\n".join(
+        [f"CREATE TABLE IF NOT EXISTS {table} (", *lines, f"    PRIMARY KEY ({key}));"]
+    )
+
+
+def _add_new_columns(conn: sqlite3.Connection) -> None:
+    """Give a store made before a KPI was added that KPI's column (null in its old rows)."""
+    for table, columns in serving_schemas().items():
+        found = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        for name in [n for n in columns if n not in found]:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {SQLITE_TYPES[columns[name]]}")
 
 
 class SQLiteServingStore:
@@ -34,7 +58,9 @@ class SQLiteServingStore:
 
     def __init__(self, url: str, *, read_only: bool = False) -> None:
         """Open (and create) the store; `read_only` opens an existing one without writing."""
-        self._conn = connect_readonly(url) if read_only else connect(url, _SCHEMA)
+        self._conn = connect_readonly(url) if read_only else connect(url, schema())
+        if not read_only:
+            _add_new_columns(self._conn)
         self._nonce = uuid.uuid4().hex[:12]
         self._own_writes = 0
         """Commits on this connection (`data_version` counts only other connections')."""
@@ -99,8 +125,8 @@ class SQLiteServingStore:
 
 
 def _encode(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: json.dumps(v) if k in _JSON_COLUMNS else v for k, v in item.items()}
+    return {k: json.dumps(v) if k in JSON_ATTRIBUTES else v for k, v in item.items()}
 
 
 def _decode(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: json.loads(v) if k in _JSON_COLUMNS else v for k, v in row.items()}
+    return {k: json.loads(v) if k in JSON_ATTRIBUTES else v for k, v in row.items()}
