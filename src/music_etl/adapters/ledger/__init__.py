@@ -1,10 +1,10 @@
-"""Ledger backends, chosen by URL."""
+"""Ledger backends, chosen by URL (`adapters/registry.py`)."""
 
 from __future__ import annotations
 
 from music_etl.adapters.ledger.base import FileRecord, Ledger, RunRecord
+from music_etl.adapters.registry import Options, backend_for
 from music_etl.adapters.sqlite_common import BUSY_SECONDS
-from music_etl.errors import ConfigError
 
 __all__ = ["FileRecord", "Ledger", "RunRecord", "open_ledger"]
 
@@ -20,12 +20,5 @@ def open_ledger(
     `read_only` opens an existing SQLite ledger without writing to it (`serve`); the
     DynamoDB ledger writes only when asked to, so it needs no such mode.
     """
-    if url.startswith("sqlite:///"):
-        from music_etl.adapters.ledger.sqlite import SQLiteLedger
-
-        return SQLiteLedger(url, busy_seconds=busy_seconds, read_only=read_only)
-    if url.startswith("dynamodb://"):
-        from music_etl.adapters.ledger.dynamodb import DynamoDBLedger
-
-        return DynamoDBLedger(url, endpoint=endpoint)
-    raise ConfigError(f"Unsupported ledger {url!r}: use sqlite:///path or dynamodb://?region=….")
+    options = Options(endpoint=endpoint, busy_seconds=busy_seconds, read_only=read_only)
+    return backend_for(url, "ledger").ledger(url, options)
