@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from datetime import date
 
 RAW_USERS = "raw/users/users.csv"
@@ -159,3 +160,89 @@ def rejected_bad_records_key(dataset: str, reason: str, sid: str) -> str:
 def processed_key(table: str, day: date) -> str:
     """The one Parquet file of an output table for one day."""
     return f"{PROCESSED}{table}/date={day.isoformat()}/part-0.parquet"
+
+
+# --------------------------------------------------------------------------- parsing keys
+# Each parser reads back exactly what the builder above writes; None for any other key.
+
+_PARQUET = ".parquet"
+_LISTEN_DATE = "listen_date="
+_DATE = "date="
+
+
+@dataclass(frozen=True, kw_only=True)
+class BadRecordsKey:
+    """What a `bad_records_key` or `rejected_bad_records_key` names."""
+
+    dataset: str
+    reason: str
+    sid: str
+    rejected: bool
+    """Whether the key holds a version the bad-row threshold rejected."""
+
+
+def parse_validated_stream_key(key: str) -> tuple[date, str] | None:
+    """(listen date, source id) of a `validated_stream_key`; None for any other key.
+
+    >>> parse_validated_stream_key("validated/streams/listen_date=2024-06-01/a-9c1ed577.parquet")
+    (datetime.date(2024, 6, 1), 'a-9c1ed577')
+    """
+    rest = key.removeprefix(VALIDATED_STREAMS)
+    folder, slash, name = rest.partition("/")
+    day = _day(folder, _LISTEN_DATE)
+    if rest == key or not slash or day is None or "/" in name or not name.endswith(_PARQUET):
+        return None
+    sid = name.removesuffix(_PARQUET)
+    return (day, sid) if sid else None
+
+
+def listen_date_of(key: str) -> date | None:
+    """The listen date of a key under a `validated_day_prefix`; None for any other key.
+
+    >>> listen_date_of("validated/streams/listen_date=2024-06-01/a-9c1ed577.parquet")
+    datetime.date(2024, 6, 1)
+    """
+    rest = key.removeprefix(VALIDATED_STREAMS)
+    folder, slash, _ = rest.partition("/")
+    return _day(folder, _LISTEN_DATE) if rest != key and slash else None
+
+
+def parse_bad_records_key(key: str) -> BadRecordsKey | None:
+    """What a bad-records key names; None for any other key.
+
+    >>> parse_bad_records_key("bad-records/streams/unknown_track/a-9c1ed577.parquet").sid
+    'a-9c1ed577'
+    """
+    parts = key.removeprefix(BAD_RECORDS).split("/")
+    if not key.startswith(BAD_RECORDS) or len(parts) != 3 or not all(parts):
+        return None
+    dataset, reason, name = parts
+    rejected = name.endswith(REJECTED_SUFFIX)
+    sid = name.removesuffix(REJECTED_SUFFIX if rejected else _PARQUET)
+    if not name.endswith(_PARQUET) or not sid:
+        return None
+    return BadRecordsKey(dataset=dataset, reason=reason, sid=sid, rejected=rejected)
+
+
+def parse_processed_key(key: str) -> tuple[str, date] | None:
+    """(table, day) of a `processed_key`; None for any other key.
+
+    >>> parse_processed_key("processed/top_songs/date=2024-06-01/part-0.parquet")
+    ('top_songs', datetime.date(2024, 6, 1))
+    """
+    parts = key.removeprefix(PROCESSED).split("/")
+    if not key.startswith(PROCESSED) or len(parts) != 3 or not parts[0]:
+        return None
+    day = _day(parts[1], _DATE)
+    return (parts[0], day) if day is not None and parts[2].endswith(_PARQUET) else None
+
+
+def _day(folder: str, name: str) -> date | None:
+    """The date of a `<name>YYYY-MM-DD` partition folder, None if it is not one."""
+    text = folder.removeprefix(name)
+    if text == folder or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None

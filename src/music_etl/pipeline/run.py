@@ -129,7 +129,8 @@ def run(
         0
     """
     try:
-        report = run_with(open_components(settings), progress or Silent())
+        with open_components(settings) as components:
+            report = run_with(components, progress or Silent())
     except Exception as exc:
         if notify_errors:
             notify_error(settings, exc)
@@ -409,10 +410,8 @@ def batches(pending: Sequence[Pending], budget: int) -> Iterator[list[Pending]]:
 
 def all_days(components: Components) -> list[str]:
     """Every listen date that has valid rows."""
-    days = set()
-    for info in components.storage.list(layout.VALIDATED_STREAMS):
-        part = info.key.removeprefix(layout.VALIDATED_STREAMS).split("/", 1)[0]
-        days.add(part.removeprefix("listen_date="))
+    keys = (info.key for info in components.storage.list(layout.VALIDATED_STREAMS))
+    days = {day.isoformat() for day in map(layout.listen_date_of, keys) if day is not None}
     return sorted(days)
 
 
