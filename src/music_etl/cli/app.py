@@ -6,7 +6,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
@@ -334,7 +334,8 @@ def _recent_artifacts(settings: Settings) -> list[dict[str, Any]]:
     from music_etl.adapters.storage import open_storage
     from music_etl.pipeline.artifacts import recent
 
-    return recent(open_storage(settings.lake, endpoint=settings.aws_endpoint))
+    with closing(open_storage(settings.lake, endpoint=settings.aws_endpoint)) as storage:
+        return recent(storage)
 
 
 @app.command()

@@ -65,13 +65,14 @@ def validate_stage(
     settings: Settings, progress: Progress | None = None, *, flow_id: str = ""
 ) -> RunReport:
     """Validate every pending stream file; hand the touched days to the transform job."""
-    components = open_components(settings)
-    deferred = replace(
-        components,
-        engine=_DaysHandedOn(components.engine, components.storage),
-        serving=_NotYet(),
-    )
-    report = run_with(deferred, progress or Silent(), command="glue-validation", flow_id=flow_id)
+    with open_components(settings) as components:
+        deferred = replace(
+            components,
+            engine=_DaysHandedOn(components.engine, components.storage),
+            serving=_NotYet(),
+        )
+        sink = progress or Silent()
+        report = run_with(deferred, sink, command="glue-validation", flow_id=flow_id)
     notify_failures(settings, [*report.dimensions.files(), *report.files], run_id=report.run_id)
     return report
 
@@ -108,7 +109,11 @@ def transform_days(
     settings: Settings, progress: Progress | None = None, *, flow_id: str = ""
 ) -> StageReport:
     """Recompute the pending days and hand them to the load job; writes the run artifact."""
-    components = open_components(settings)
+    with open_components(settings) as components:
+        return _transform_days(components, progress, flow_id)
+
+
+def _transform_days(components: Components, progress: Progress | None, flow_id: str) -> StageReport:
     sink = progress or Silent()
     partial = start(components, sink, command="glue-transform", flow_id=flow_id)
     partial.loads = False
@@ -138,7 +143,11 @@ def load_days(
     Creates the DynamoDB tables first if they are missing (`open_components`). Writes
     the run artifact: per day loaded, the items the serving store skipped.
     """
-    components = open_components(settings)
+    with open_components(settings) as components:
+        return _load_days(components, progress, flow_id)
+
+
+def _load_days(components: Components, progress: Progress | None, flow_id: str) -> LoadReport:
     sink = progress or Silent()
     partial = start(components, sink, command="glue-load", flow_id=flow_id)
     partial.recomputes = False
@@ -269,6 +278,9 @@ class _NotYet:
 
     def replace_days(self, days: Sequence[str], items: dict[str, list[dict[str, Any]]]) -> None:
         """Nothing to load yet: the days are listed for the transform job."""
+
+    def close(self) -> None:
+        """Nothing to release (the real store is closed with the components)."""
 
     def scan(self, table: str) -> list[dict[str, Any]]:
         """Never read during validation."""

@@ -66,8 +66,10 @@ def pending_files(settings: Settings) -> list[str]:
     opened (`NoEngine`), so an Airflow worker starts no Spark and imports no Polars
     just to look.
     """
-    components = open_components(settings, engine=NoEngine())
-    with lake_lock(components, new_owner()):
+    with (
+        open_components(settings, engine=NoEngine()) as components,
+        lake_lock(components, new_owner()),
+    ):
         streams = [item.key for item in discover(components).pending]
         return [*changed_dimensions(components.storage), *streams]
 

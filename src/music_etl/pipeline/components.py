@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from types import TracebackType
 
 from music_etl.adapters.ledger import Ledger, open_ledger
 from music_etl.adapters.serving import ServingStore, open_serving
@@ -21,13 +22,40 @@ _POLL_SECONDS = 0.2
 
 @dataclass(frozen=True, kw_only=True)
 class Components:
-    """Storage, ledger, serving store and engine for one lake."""
+    """Storage, ledger, serving store and engine for one lake; a context manager.
+
+    Example:
+        >>> with open_components(settings) as components:  # doctest: +SKIP
+        ...     components.ledger.records()
+    """
 
     settings: Settings
     storage: Storage
     ledger: Ledger
     serving: ServingStore
     engine: Engine
+
+    def close(self) -> None:
+        """Close the serving store, the ledger and the storage, each even if another fails.
+
+        The engine is the caller's (a Spark session outlives one run in a Glue job).
+        """
+        with ExitStack() as stack:
+            for adapter in (self.storage, self.ledger, self.serving):
+                stack.callback(adapter.close)
+
+    def __enter__(self) -> Components:
+        """The components themselves; leaving the block closes them."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Close every adapter, whether the block ended normally or not."""
+        self.close()
 
 
 def open_components(settings: Settings, engine: Engine | None = None) -> Components:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -53,14 +54,15 @@ def mark_lake(storage: Storage) -> None:
 
 def init_lake(settings: Settings) -> list[str]:
     """Create the lake's folders (a marker object in each) and its ledger; return the prefixes."""
-    storage = open_storage(settings.lake, endpoint=settings.aws_endpoint)
-    mark_lake(storage)
-    for prefix in layout.LAYOUT:
-        if not any(True for _ in storage.list(prefix)):
-            storage.write_bytes(prefix + _KEEP, b"")
+    with closing(open_storage(settings.lake, endpoint=settings.aws_endpoint)) as storage:
+        mark_lake(storage)
+        for prefix in layout.LAYOUT:
+            if not any(True for _ in storage.list(prefix)):
+                storage.write_bytes(prefix + _KEEP, b"")
+    # Opening the ledger creates it (its tables, on SQLite).
     open_ledger(
         settings.ledger_url, endpoint=settings.aws_endpoint, busy_seconds=settings.lock_wait_seconds
-    )
+    ).close()
     return list(layout.LAYOUT)
 
 
@@ -83,18 +85,27 @@ def lake_status(settings: Settings, *, runs: int = 10) -> LakeStatus:
     in `<lake>/_state/` by default) is opened: a mistyped path gets nothing created.
     An S3 lake keeps its ledger in DynamoDB, and `aws init` leaves its prefix empty.
     """
-    storage = open_storage(settings.lake, endpoint=settings.aws_endpoint)
-    if not settings.lake.startswith("s3://"):
-        require_lake(storage, adopt=False)
-    ledger = open_ledger(
-        settings.ledger_url, endpoint=settings.aws_endpoint, busy_seconds=settings.lock_wait_seconds
-    )
-    return LakeStatus(
-        files=ledger.records(),
-        runs=ledger.runs(runs),
-        landing=scan(storage, settings.settle_seconds),
-        flagged_days=_flagged_days(settings),
-    )
+    with ExitStack() as stack:
+        storage = stack.enter_context(
+            closing(open_storage(settings.lake, endpoint=settings.aws_endpoint))
+        )
+        if not settings.lake.startswith("s3://"):
+            require_lake(storage, adopt=False)
+        ledger = stack.enter_context(
+            closing(
+                open_ledger(
+                    settings.ledger_url,
+                    endpoint=settings.aws_endpoint,
+                    busy_seconds=settings.lock_wait_seconds,
+                )
+            )
+        )
+        return LakeStatus(
+            files=ledger.records(),
+            runs=ledger.runs(runs),
+            landing=scan(storage, settings.settle_seconds),
+            flagged_days=_flagged_days(settings),
+        )
 
 
 def _flagged_days(settings: Settings) -> dict[str, int]:
@@ -104,5 +115,5 @@ def _flagged_days(settings: Settings) -> dict[str, int]:
     from music_etl.adapters.serving import open_serving
     from music_etl.adapters.serving.base import SkipsBadItems
 
-    serving = open_serving(settings.serving_url, endpoint=settings.aws_endpoint)
-    return serving.flagged_days() if isinstance(serving, SkipsBadItems) else {}
+    with closing(open_serving(settings.serving_url, endpoint=settings.aws_endpoint)) as serving:
+        return serving.flagged_days() if isinstance(serving, SkipsBadItems) else {}

@@ -86,6 +86,9 @@ def deliver(settings: Settings, notification: Notification) -> bool:
         message = redact(" ".join(str(exc).split()))
         log.warning("Could not notify %s (%s): %s", redact(where), type(exc).__name__, message)
         return False
+    finally:
+        if notifier is not None:
+            notifier.close()
     return True
 
 

@@ -33,9 +33,8 @@ def rebuild(
     If the archive lacks a version, nothing is wiped and `ArchiveIncomplete` names every
     missing one; `allow_missing` goes on without them (and the report lists them).
     """
-    components = open_components(settings)
     owner = new_owner()
-    with lake_lock(components, owner):
+    with open_components(settings) as components, lake_lock(components, owner):
         archived, missing = replay_plan(components)
         if missing and not allow_missing:
             raise ArchiveIncomplete(

@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -108,8 +109,10 @@ def retry(settings: Settings, keys: Sequence[str]) -> RetryReport:
 
     Raises `ConfigError` naming every key the ledger does not know; nothing is changed then.
     """
-    require_lake(open_storage(settings.lake, endpoint=settings.aws_endpoint))
-    return retry_with(open_ledger(settings.ledger_url, endpoint=settings.aws_endpoint), keys)
+    with closing(open_storage(settings.lake, endpoint=settings.aws_endpoint)) as storage:
+        require_lake(storage)
+    with closing(open_ledger(settings.ledger_url, endpoint=settings.aws_endpoint)) as ledger:
+        return retry_with(ledger, keys)
 
 
 def retry_with(ledger: Ledger, keys: Sequence[str]) -> RetryReport:

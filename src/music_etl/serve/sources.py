@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -44,7 +44,8 @@ def open_sources(settings: Settings) -> Sources:
     on the first request.
     """
     if not settings.lake.startswith("s3://"):
-        require_lake(open_storage(settings.lake, endpoint=settings.aws_endpoint), adopt=False)
+        with closing(open_storage(settings.lake, endpoint=settings.aws_endpoint)) as storage:
+            require_lake(storage, adopt=False)
     endpoint = settings.aws_endpoint
     sqlite = any(
         url.startswith("sqlite:///") for url in (settings.serving_url, settings.ledger_url)

@@ -85,6 +85,10 @@ class Ledger(Protocol):
         """The record of `file_key`, if any."""
         ...
 
+    def close(self) -> None:
+        """Release what the backend holds (connections, clients); idempotent."""
+        ...
+
     def records(self) -> list[FileRecord]:
         """Every record, oldest change first."""
         ...

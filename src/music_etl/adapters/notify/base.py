@@ -41,3 +41,7 @@ class Notifier(Protocol):
     def describe(self) -> str:
         """Where notifications go, without secrets (a webhook's path is a credential)."""
         ...
+
+    def close(self) -> None:
+        """Release what the backend holds (connections, clients); idempotent."""
+        ...

@@ -53,3 +53,7 @@ class SNSNotifier:
     def describe(self) -> str:
         """The topic ARN."""
         return f"sns://{self.topic_arn}"
+
+    def close(self) -> None:
+        """Close the client's connections."""
+        self.client.close()

@@ -53,6 +53,9 @@ class WebhookNotifier:
                 f"({redact(str(exc))}); check the URL and the network."
             ) from exc
 
+    def close(self) -> None:
+        """Nothing to release: each `send` opens and closes its own connection."""
+
     def describe(self) -> str:
         """Scheme, host and port only: the path of a Slack webhook and any password are secret."""
         parts = urlsplit(self.url)

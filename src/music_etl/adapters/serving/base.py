@@ -14,6 +14,10 @@ class ServingStore(Protocol):
         """Make each of `days` hold exactly its `items` in every table (idempotent)."""
         ...
 
+    def close(self) -> None:
+        """Release what the backend holds (connections, clients); idempotent."""
+        ...
+
     def scan(self, table: str) -> list[dict[str, Any]]:
         """Every item of `table`, ordered by key."""
         ...

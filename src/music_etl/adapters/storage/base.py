@@ -28,6 +28,10 @@ class Storage(Protocol):
 
     root: str
 
+    def close(self) -> None:
+        """Release what the backend holds (connections, clients); idempotent."""
+        ...
+
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         """Every object whose key starts with `prefix`, in key order."""
         ...

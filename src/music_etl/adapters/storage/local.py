@@ -35,6 +35,9 @@ class LocalStorage:
         if self._root.exists() and not self._root.is_dir():
             raise StorageError(f"The lake {self.root} is a file, not a folder: check --lake.")
 
+    def close(self) -> None:
+        """Nothing to release: every call opens and closes its own files."""
+
     def path(self, key: str) -> Path:
         """The file that holds `key`."""
         if key.startswith("/") or ".." in key.split("/"):

@@ -42,6 +42,10 @@ class S3Storage:
         self.client: Any = client or make_client("s3", endpoint=endpoint)
         """The boto3 S3 client (tests hook its events to inject faults)."""
 
+    def close(self) -> None:
+        """Close the client's connections."""
+        self.client.close()
+
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         """Every object under `prefix`, in key order, one page of 1,000 at a time."""
         paginator = self.client.get_paginator("list_objects_v2")
