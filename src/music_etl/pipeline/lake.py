@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from contextlib import ExitStack, closing
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -85,27 +85,21 @@ def lake_status(settings: Settings, *, runs: int = 10) -> LakeStatus:
     in `<lake>/_state/` by default) is opened: a mistyped path gets nothing created.
     An S3 lake keeps its ledger in DynamoDB, and `aws init` leaves its prefix empty.
     """
-    with ExitStack() as stack:
-        storage = stack.enter_context(
-            closing(open_storage(settings.lake, endpoint=settings.aws_endpoint))
-        )
+    with closing(open_storage(settings.lake, endpoint=settings.aws_endpoint)) as storage:
         if not settings.lake.startswith("s3://"):
             require_lake(storage, adopt=False)
-        ledger = stack.enter_context(
-            closing(
-                open_ledger(
-                    settings.ledger_url,
-                    endpoint=settings.aws_endpoint,
-                    busy_seconds=settings.lock_wait_seconds,
-                )
+        ledger = open_ledger(
+            settings.ledger_url,
+            endpoint=settings.aws_endpoint,
+            busy_seconds=settings.lock_wait_seconds,
+        )
+        with closing(ledger):
+            return LakeStatus(
+                files=ledger.records(),
+                runs=ledger.runs(runs),
+                landing=scan(storage, settings.settle_seconds),
+                flagged_days=_flagged_days(settings),
             )
-        )
-        return LakeStatus(
-            files=ledger.records(),
-            runs=ledger.runs(runs),
-            landing=scan(storage, settings.settle_seconds),
-            flagged_days=_flagged_days(settings),
-        )
 
 
 def _flagged_days(settings: Settings) -> dict[str, int]:
