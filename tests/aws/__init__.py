@@ -1,1 +1,1 @@
-"""Tests of the AWS mode against a local moto server, and the backend conformance suites."""
+"""Tests of the AWS mode against a local moto server (the backend suites: `tests/conformance/`)."""
