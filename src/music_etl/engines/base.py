@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol
 
 from music_etl.logic.contract import DatasetContract
+from music_etl.logic.counts import FileCounts
 from music_etl.logic.serving_model import DayResults
 
 
@@ -23,22 +24,13 @@ class Source:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Outcome:
-    """What validating one file produced."""
+class Outcome(FileCounts):
+    """What validating one file produced: its counts, and why it was rejected if it was."""
 
     original_key: str
-    rows_in: int = 0
-    rows_valid: int = 0
-    bad_by_reason: dict[str, int] = field(default_factory=dict)
-    days: tuple[str, ...] = ()
     file_error: str = ""
     """A file-level reason (`missing_column`, …); empty when rows were validated."""
     message: str = ""
-
-    @property
-    def rows_bad(self) -> int:
-        """Rows rejected, whatever the reason."""
-        return sum(self.bad_by_reason.values())
 
 
 @dataclass(frozen=True, kw_only=True)
