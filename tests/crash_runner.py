@@ -29,7 +29,7 @@ from music_etl.adapters.ledger.base import DONE
 from music_etl.adapters.ledger.sqlite import SQLiteLedger
 from music_etl.adapters.serving.sqlite import SQLiteServingStore
 from music_etl.adapters.storage.local import LocalStorage
-from music_etl.engines.base import make_engine
+from music_etl.engines.registry import make_engine
 from music_etl.logic import layout
 from music_etl.logic.serving_model import SERVING_KEYS
 from music_etl.pipeline.components import Components, open_components

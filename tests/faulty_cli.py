@@ -14,7 +14,7 @@ from typing import Any
 
 from music_etl.adapters.faults import Faulty
 from music_etl.cli import app
-from music_etl.engines.base import make_engine
+from music_etl.engines.registry import make_engine
 from music_etl.pipeline import components, run
 
 

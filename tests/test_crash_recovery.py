@@ -30,7 +30,7 @@ from lake_snapshot import state_diff
 from music_etl.adapters.faults import CRASH_EXIT_CODE, Faulty, InjectedFault
 from music_etl.adapters.ledger.base import DONE, FAILED
 from music_etl.adapters.serving.sqlite import SQLiteServingStore
-from music_etl.engines.base import make_engine
+from music_etl.engines.registry import make_engine
 from music_etl.logic import layout
 from music_etl.logic.serving_model import SERVING_KEYS
 from music_etl.pipeline.components import Components, open_components

@@ -272,7 +272,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 from music_etl.adapters.faults import Faulty
-from music_etl.engines.base import make_engine
+from music_etl.engines.registry import make_engine
 from music_etl.pipeline.components import open_components
 from music_etl.pipeline.progress import Silent
 from music_etl.pipeline.run import run_with

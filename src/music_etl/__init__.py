@@ -7,6 +7,7 @@ Example:
 
 from __future__ import annotations
 
+from music_etl._version import __version__ as __version__
 from music_etl.errors import MusicEtlError, Retryable, Terminal
 from music_etl.pipeline.query import query
 from music_etl.pipeline.rebuild import rebuild
@@ -24,4 +25,3 @@ __all__ = [
     "rebuild",
     "run",
 ]
-__version__ = "0.1.0"

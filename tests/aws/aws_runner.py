@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from music_etl.adapters.faults import Faulty
-from music_etl.engines.base import make_engine
+from music_etl.engines.registry import make_engine
 from music_etl.logic import layout
 from music_etl.pipeline.components import Components, open_components
 from music_etl.pipeline.progress import Silent

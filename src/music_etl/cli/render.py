@@ -18,7 +18,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 
 from music_etl.adapters.sqlite_common import sqlite_error
-from music_etl.engines.base import missing_extra
+from music_etl.engines.registry import missing_extra
 from music_etl.errors import (
     EXIT_CONFIG,
     MusicEtlError,

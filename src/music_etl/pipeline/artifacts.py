@@ -16,12 +16,14 @@ Example:
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from music_etl.adapters.ledger.base import RunStatus
+from music_etl._version import __version__
+from music_etl.adapters.ledger.base import DONE, RunStatus
 from music_etl.adapters.storage.base import Storage
 from music_etl.errors import MusicEtlError
 
@@ -56,6 +58,37 @@ class Partial:
     loads: bool = True
     """What the run does to its days: a `run` both; a Glue transform stage only recomputes
     them, a load stage only loads them."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Totals:
+    """Row counts over every file of a run, rejected files included.
+
+    `valid` rows passed every row rule; those of files rejected whole (over the
+    bad-row threshold) were not loaded, so `loaded` counts the valid rows of the
+    files that loaded. Every row is valid or bad: `rows_in == valid + bad`, and
+    every bad row is in `bad-records/`.
+    """
+
+    rows_in: int
+    valid: int
+    loaded: int
+    bad: int
+    bad_by_reason: dict[str, int]
+
+    @classmethod
+    def of(cls, files: Sequence[FileResult]) -> Totals:
+        """The totals of `files`."""
+        reasons: Counter[str] = Counter()
+        for f in files:
+            reasons.update(f.bad_by_reason)
+        return cls(
+            rows_in=sum(f.rows_in for f in files),
+            valid=sum(f.rows_valid for f in files),
+            loaded=sum(f.rows_valid for f in files if f.status == DONE),
+            bad=reasons.total(),
+            bad_by_reason=dict(sorted(reasons.items())),
+        )
 
 
 def build(report: RunReport, partial: Partial) -> dict[str, Any]:
@@ -115,8 +148,6 @@ def _document(
     skipped: list[dict[str, str]] | None = None,
     missing: list[str] | None = None,
 ) -> dict[str, Any]:
-    from music_etl.pipeline.run import Totals
-
     doc = _head(partial, finished)
     doc |= {
         "status": status,
@@ -133,7 +164,6 @@ def _document(
 
 
 def _head(partial: Partial, finished: str) -> dict[str, Any]:
-    from music_etl import __version__  # the package imports the pipeline: import late
 
     return {
         "schema_version": SCHEMA_VERSION,

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
 from music_etl.adapters.ledger.base import CLAIMED, DONE, FAILED, FileRecord, FileStatus
 from music_etl.engines.base import Outcome, Source, StreamBatch
 from music_etl.logic import layout
 from music_etl.logic.contract import STREAMS
+from music_etl.logic.counts import FileCounts
 from music_etl.logic.serving_model import serving_items
 from music_etl.pipeline.archive import archive
 from music_etl.pipeline.components import Components
@@ -43,23 +44,14 @@ class Pending:
 
 
 @dataclass(frozen=True, kw_only=True)
-class FileResult:
-    """What happened to one file in a run."""
+class FileResult(FileCounts):
+    """What happened to one file in a run: its counts, status and error."""
 
     key: str
     status: str
     content_hash: str = ""
-    rows_in: int = 0
-    rows_valid: int = 0
-    bad_by_reason: dict[str, int] = field(default_factory=dict)
-    days: tuple[str, ...] = ()
     error: str = ""
     message: str = ""
-
-    @property
-    def rows_bad(self) -> int:
-        """Rejected rows."""
-        return sum(self.bad_by_reason.values())
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -11,7 +11,8 @@ from types import TracebackType
 from music_etl.adapters.ledger import Ledger, open_ledger
 from music_etl.adapters.serving import ServingStore, open_serving
 from music_etl.adapters.storage import Storage, open_storage
-from music_etl.engines.base import Engine, make_engine
+from music_etl.engines.base import Engine
+from music_etl.engines.registry import make_engine
 from music_etl.errors import LockHeld
 from music_etl.pipeline.lake import require_lake
 from music_etl.settings import Settings

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ from music_etl.errors import LockLost, StorageError
 from music_etl.logic import layout
 from music_etl.pipeline import artifacts, landing
 from music_etl.pipeline.archive import archive
+from music_etl.pipeline.artifacts import Totals
 from music_etl.pipeline.batch import FileResult, Pending, process_batch, recompute
 from music_etl.pipeline.components import LAKE_LOCK, Components, lake_lock, open_components
 from music_etl.pipeline.dimensions import DimensionsReport, days_recomputed, refresh_dimensions
@@ -81,37 +81,6 @@ class RunReport:
     def rejected_input(self) -> bool:
         """Whether a stream file or a dimension file was rejected (exit code 1)."""
         return bool(self.failed or self.dimensions.rejected)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Totals:
-    """Row counts over every file of a run, rejected files included.
-
-    `valid` rows passed every row rule; those of files rejected whole (over the
-    bad-row threshold) were not loaded, so `loaded` counts the valid rows of the
-    files that loaded. Every row is valid or bad: `rows_in == valid + bad`, and
-    every bad row is in `bad-records/`.
-    """
-
-    rows_in: int
-    valid: int
-    loaded: int
-    bad: int
-    bad_by_reason: dict[str, int]
-
-    @classmethod
-    def of(cls, files: Sequence[FileResult]) -> Totals:
-        """The totals of `files`."""
-        reasons: Counter[str] = Counter()
-        for f in files:
-            reasons.update(f.bad_by_reason)
-        return cls(
-            rows_in=sum(f.rows_in for f in files),
-            valid=sum(f.rows_valid for f in files),
-            loaded=sum(f.rows_valid for f in files if f.status == DONE),
-            bad=reasons.total(),
-            bad_by_reason=dict(sorted(reasons.items())),
-        )
 
 
 def run(

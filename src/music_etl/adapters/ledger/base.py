@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
+from music_etl.logic.counts import FileCounts
+
 
 class FileStatus(StrEnum):
     """Where a file stands in `ProcessedStreams`; the values are what the tables store."""
@@ -61,6 +63,20 @@ class FileRecord:
     """A failure its cause's fix may undo: what the rows were judged against
     (`users`/`songs`: the raw file's content hash; `clock`: the processing clock).
     Empty for a failure on the file's own content (see `pipeline.retry`)."""
+
+    @property
+    def counts(self) -> FileCounts:
+        """The file's counts as the engines and run reports hold them.
+
+        The counters stay flat attributes here: they are the persisted attributes of
+        `ProcessedStreams` (`rows_bad` included, stored for readers of the table).
+        """
+        return FileCounts(
+            rows_in=self.rows_in,
+            rows_valid=self.rows_valid,
+            bad_by_reason=self.bad_by_reason,
+            days=self.days,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -11,10 +11,10 @@ from datetime import date
 
 import polars as pl
 
-from music_etl.adapters.storage.base import ObjectInfo, Storage
+from music_etl.adapters.storage.base import Storage
 from music_etl.engines.outcomes import FIRST_DATA_LINE, LINE, ORDER, FileRejected
+from music_etl.engines.procedure import day_files
 from music_etl.errors import StorageError, UnreadableFile
-from music_etl.logic import layout
 from music_etl.logic.checks import missing_columns, normalize_header
 from music_etl.logic.contract import MISSING_COLUMN, UNREADABLE_FILE, DatasetContract
 
@@ -144,7 +144,7 @@ def day_chunks(
     chunks = [DayChunk(files={})]
     used = 0
     for day in sorted(days):
-        files = _day_files(storage, day, exclude)
+        files = day_files(storage, day, exclude)
         size = sum(info.size for info in files)
         if chunks[-1].keys and used + size > budget:
             chunks.append(DayChunk(files={}))
@@ -152,12 +152,3 @@ def day_chunks(
         chunks[-1].files[day] = [info.key for info in files]
         used += size
     return [chunk for chunk in chunks if chunk.files]
-
-
-def _day_files(storage: Storage, day: date, exclude: Collection[str]) -> list[ObjectInfo]:
-    prefix = layout.validated_day_prefix(day)
-    return [
-        info
-        for info in storage.list(prefix)
-        if info.key.endswith(".parquet") and info.key[len(prefix) : -len(".parquet")] not in exclude
-    ]

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import assert_never
 
 import polars as pl
 
 from music_etl.engines.outcomes import LINE, ORDER, REASON
+from music_etl.engines.procedure import row_rules
 from music_etl.logic.contract import DatasetContract
 from music_etl.logic.rules import (
     INTEGER_PATTERN,
@@ -79,32 +81,30 @@ def passes(rule: Rule, types: Mapping[str, Kind], ctx: RuleContext) -> pl.Expr:
 
     Reads the trimmed columns and their parsed values added by `with_typed`.
     """
-    if isinstance(rule, NotNull):
-        return pl.all_horizontal(pl.col(c).is_not_null() for c in rule.columns)
-    if isinstance(rule, ParseInt64 | ParseTimestamp):
-        return typed(rule.column, types[rule.column]).is_not_null()
-    if isinstance(rule, NotAfterClock):
-        assert ctx.clock is not None, "a NotAfterClock rule needs the processing clock"
-        limit = pl.lit(ctx.clock + rule.slack).dt.replace_time_zone("UTC")
-        return typed(rule.column, types[rule.column]) <= limit
-    if isinstance(rule, InReference):
-        keys = ctx.references[rule.reference].get_column(rule.column)
-        value = typed(rule.column, types[rule.column])
-        if keys.dtype == pl.String:
-            # A lookup in an `Enum` of the keys is cheaper than `is_in` on strings.
-            return value.cast(pl.Enum(keys.drop_nulls().unique()), strict=False).is_not_null()
-        return value.is_in(keys.implode())
-    raise TypeError(f"{type(rule).__name__} is applied by first_occurrence, not passes")
+    match rule:
+        case NotNull(columns=columns):
+            return pl.all_horizontal(pl.col(c).is_not_null() for c in columns)
+        case ParseInt64(column=column) | ParseTimestamp(column=column):
+            return typed(column, types[column]).is_not_null()
+        case NotAfterClock(column=column, slack=slack):
+            assert ctx.clock is not None, "a NotAfterClock rule needs the processing clock"
+            limit = pl.lit(ctx.clock + slack).dt.replace_time_zone("UTC")
+            return typed(column, types[column]) <= limit
+        case InReference():
+            return _in_reference(rule, types, ctx)
+        case FirstOccurrence():
+            raise TypeError("FirstOccurrence is applied by apply_first_occurrence, not passes")
+        case _:
+            assert_never(rule)
 
 
-def row_rules(contract: DatasetContract) -> list[Rule]:
-    """The rules judged row by row."""
-    return [r for r in contract.rules if not isinstance(r, FirstOccurrence)]
-
-
-def occurrence_rules(contract: DatasetContract) -> list[FirstOccurrence]:
-    """The rules that need to see other rows."""
-    return [r for r in contract.rules if isinstance(r, FirstOccurrence)]
+def _in_reference(rule: InReference, types: Mapping[str, Kind], ctx: RuleContext) -> pl.Expr:
+    keys = ctx.references[rule.reference].get_column(rule.column)
+    value = typed(rule.column, types[rule.column])
+    if keys.dtype == pl.String:
+        # A lookup in an `Enum` of the keys is cheaper than `is_in` on strings.
+        return value.cast(pl.Enum(keys.drop_nulls().unique()), strict=False).is_not_null()
+    return value.is_in(keys.implode())
 
 
 def reason_expr(contract: DatasetContract, ctx: RuleContext) -> pl.Expr:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import polars as pl
 
@@ -11,30 +10,20 @@ from music_etl.engines.outcomes import LINE, ORDER, RAW_PREFIX, REASON
 from music_etl.engines.polars.rules import (
     TYPED_PREFIX,
     RuleContext,
-    apply_first_occurrence,
-    occurrence_rules,
     reason_expr,
     trimmed,
     with_typed,
 )
 from music_etl.logic.contract import DatasetContract
-from music_etl.logic.rules import FirstOccurrence, Kind
+from music_etl.logic.rules import Kind
 
 
-@dataclass(frozen=True, kw_only=True)
-class Judged:
-    """Rows after every row-level rule: typed values, raw values, reason so far."""
-
-    contract: DatasetContract
-    frame: pl.DataFrame
-
-
-def judge_rows(raw: pl.DataFrame, contract: DatasetContract, ctx: RuleContext) -> Judged:
+def judge_rows(raw: pl.DataFrame, contract: DatasetContract, ctx: RuleContext) -> pl.DataFrame:
     """Apply the row-level rules in order; keep the raw values for bad records."""
     names = list(contract.columns)
     optional = [c for c in contract.optional if c in raw.columns]
     typed_names = [TYPED_PREFIX + c for c, k in contract.columns.items() if k is not Kind.STRING]
-    frame = (
+    return (
         with_typed(
             raw.lazy()
             .with_columns(pl.col(c).alias(RAW_PREFIX + c) for c in names)
@@ -46,21 +35,6 @@ def judge_rows(raw: pl.DataFrame, contract: DatasetContract, ctx: RuleContext) -
         .drop(typed_names)
         .collect()
     )
-    return Judged(contract=contract, frame=frame)
-
-
-def judge_occurrences(
-    judged: Judged, elsewhere: Callable[[FirstOccurrence], pl.DataFrame] | None
-) -> pl.DataFrame:
-    """Apply the first-occurrence rules.
-
-    `elsewhere(rule)` gives the rows whose key other files already hold (`ORDER`, `LINE`).
-    """
-    frame = judged.frame
-    for rule in occurrence_rules(judged.contract):
-        seen = elsewhere(rule) if elsewhere is not None and rule.across_files else None
-        frame = apply_first_occurrence(frame, rule, seen)
-    return frame
 
 
 def valid_rows(frame: pl.DataFrame, contract: DatasetContract) -> pl.DataFrame:
@@ -105,10 +79,8 @@ def counts_by_file(frame: pl.DataFrame) -> dict[int, dict[str, int]]:
     return counts
 
 
-def drop_files(judged: Judged, orders: Sequence[int]) -> Judged:
+def drop_files(frame: pl.DataFrame, orders: Sequence[int]) -> pl.DataFrame:
     """The judged rows without the files in `orders`."""
     if not orders:
-        return judged
-    return Judged(
-        contract=judged.contract, frame=judged.frame.filter(~pl.col(ORDER).is_in(list(orders)))
-    )
+        return frame
+    return frame.filter(~pl.col(ORDER).is_in(list(orders)))

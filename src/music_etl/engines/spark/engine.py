@@ -1,45 +1,34 @@
 """`SparkEngine`: the contract at cluster scale (AWS Glue 5.0, EMR, any Spark 3.5).
 
-It mirrors `PolarsEngine` file for file: the same keys, columns, types and row
-counts, so either engine can continue a lake the other started.
+It runs the procedure of `engines.procedure` and supplies its primitives as Spark
+frames, so it writes what `PolarsEngine` writes file for file: the same keys, columns,
+types and row counts, and either engine can continue a lake the other started.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from datetime import date
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from datetime import date, datetime
+from typing import Any
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812 - the conventional alias
 
 from music_etl.adapters.storage.base import Storage
+from music_etl.engines import procedure
 from music_etl.engines.base import Outcome, Source, StreamBatch
-from music_etl.engines.outcomes import (
-    LINE,
-    ORDER,
-    REASON,
-    FileRejected,
-    outcome,
-    rejected,
-    too_many_bad,
-)
-from music_etl.engines.spark.days import day_tables, persisted, write_day_tables
+from music_etl.engines.outcomes import LINE, ORDER, REASON
+from music_etl.engines.procedure import day_files
+from music_etl.engines.spark.days import DayTable, day_tables, persisted, write_day_tables
 from music_etl.engines.spark.hadoop import filesystem_class
 from music_etl.engines.spark.io import SPARK_ERRORS, brief, read_raw, spark_path, union_of_files
 from music_etl.engines.spark.output import TMP_PREFIX, TempWriter, write_rows
-from music_etl.engines.spark.rules import RuleContext
+from music_etl.engines.spark.rules import RuleContext, apply_first_occurrence
 from music_etl.engines.spark.session import spark_session
-from music_etl.engines.spark.validate import (
-    bad_rows,
-    counts_by_file,
-    judge_occurrences,
-    judge_rows,
-    valid_rows,
-)
+from music_etl.engines.spark.validate import bad_rows, counts_by_file, judge_rows, valid_rows
 from music_etl.errors import ConfigError, Retryable
 from music_etl.logic import layout
-from music_etl.logic.checks import exceeds_threshold
 from music_etl.logic.contract import (
     BAD_RECORD_COLUMNS,
     SONGS,
@@ -47,9 +36,11 @@ from music_etl.logic.contract import (
     VALID_STREAM_COLUMNS,
     DatasetContract,
 )
-from music_etl.logic.rules import InReference
+from music_etl.logic.rules import FirstOccurrence
 from music_etl.logic.serving_model import DayResults
 
+#: A chunk of days' valid rows and the songs they join; None when the days have no rows.
+DayRows = tuple[DataFrame, DataFrame] | None
 #: Columns of a validated stream file: `listen_date` is its partition folder.
 _VALID_FILE_COLUMNS = tuple(c for c in VALID_STREAM_COLUMNS if c != "listen_date")
 _REASON_FOLDER = "_reason_folder"
@@ -81,99 +72,128 @@ class SparkEngine:
             self._session = spark_session(self._aws_endpoint)
         return self._session
 
+    # ------------------------------------------------------------------ the engine
+
     def validate_dimension(
         self, contract: DatasetContract, source: Source, snapshot: str
     ) -> Outcome:
         """Validate `users.csv` or `songs.csv` into the Parquet snapshot at `snapshot`."""
         with self._job(f"validating {source.key}"):
-            try:
-                raw = union_of_files(
-                    [read_raw(self.spark, self.storage.uri(source.key), contract, 0)], 1
-                )
-            except FileRejected as error:
-                return rejected(source, error)
-            judged = judge_rows(raw, contract, RuleContext(references={}))
-            with persisted(judge_occurrences(judged, contract, seen=None)) as frame:
-                counts = counts_by_file(frame)
-                self._write_snapshot(contract, frame, snapshot, empty=not _valid_in(counts))
-                if _bad_in(counts):
-                    self._write_bad(contract, [source], bad_rows(frame, contract))
-            return outcome(source, counts.get(0, {}), ())
+            return procedure.validate_dimension(self, contract, source, snapshot)
 
     def validate_streams(self, batch: StreamBatch) -> list[Outcome]:
         """Validate the batch's files together; write every day file and bad record."""
         with self._job(f"validating {len(batch.sources)} stream file(s)"):
-            outcomes: dict[int, Outcome] = {}
-            raws = []
-            for order, source in enumerate(batch.sources):
-                try:
-                    raws.append(read_raw(self.spark, self.storage.uri(source.key), STREAMS, order))
-                except FileRejected as error:
-                    outcomes[order] = rejected(source, error)
-            if raws:
-                parallelism = 2 * self.spark.sparkContext.defaultParallelism
-                judged = self._validate_rows(batch, union_of_files(raws, parallelism))
-                for order, result in judged.items():
-                    outcomes.setdefault(order, result)
-            return [outcomes[order] for order in range(len(batch.sources))]
+            return procedure.validate_streams(self, batch)
 
     def compute_days(self, days: Sequence[date]) -> DayResults:
         """Recompute and write the output tables of `days` from all their valid rows."""
         with self._job(f"computing {len(days)} day(s)"):
-            keys = [k for day in days for k in self._day_files(day, exclude=())]
-            tables = {}
-            if keys:
-                # Whole day folders: one listing each, every file of the day is wanted.
-                folders = sorted({key.rsplit("/", 1)[0] + "/" for key in keys})
-                songs = self._read_parquet([layout.validated_dimension_key(SONGS.name)])
-                tables = day_tables(self._read_parquet(folders), songs)
-            write_day_tables(self.storage, days, tables)
-            return DayResults(days=_iso(days), **{n: t.served() for n, t in tables.items()})
+            return procedure.compute_days(self, days)
+
+    # ------------------------------------------------------------------ stream primitives
+
+    def read_raw(self, source: Source, contract: DatasetContract, order: int) -> DataFrame:
+        """The raw CSV's columns as strings (`FileRejected` when unusable)."""
+        return read_raw(self.spark, self.storage.uri(source.key), contract, order)
+
+    def judge_rows(
+        self, raws: list[DataFrame], contract: DatasetContract, clock: datetime | None
+    ) -> DataFrame:
+        """The files' rows together, judged by the row rules; empties `raws`.
+
+        A dimension file stays in one partition; a batch of stream files is spread
+        over twice the default parallelism.
+        """
+        parallel = contract is STREAMS
+        partitions = 2 * self.spark.sparkContext.defaultParallelism if parallel else 1
+        raw = union_of_files(raws, partitions)
+        raws.clear()
+        context = RuleContext(references=self._references(contract), clock=clock)
+        return judge_rows(raw, contract, context)
+
+    def kept(self, frame: DataFrame) -> AbstractContextManager[DataFrame]:
+        """`frame` cached for the block: it feeds several jobs."""
+        return persisted(frame)
+
+    def seen_elsewhere(self, judged: DataFrame, exclude: Collection[str]) -> DataFrame | None:
+        """Keys already accepted from files outside the batch on the batch's days."""
+        valid = judged.where(F.col(REASON).isNull())
+        listen_days = [
+            row[0] for row in valid.select(F.to_date("listen_time")).distinct().collect()
+        ]
+        keys = [i.key for day in sorted(listen_days) for i in day_files(self.storage, day, exclude)]
+        if not keys:
+            return None
+        return self._read_parquet(keys).select("user_id", "track_id", "listen_time")
+
+    def without_files(self, frame: DataFrame, orders: Sequence[int]) -> DataFrame:
+        """`frame` without the rows of the files at `orders`."""
+        return frame.where(~F.col(ORDER).isin(list(orders))) if orders else frame
+
+    def first_occurrence(
+        self, frame: DataFrame, rule: FirstOccurrence, seen: DataFrame | None
+    ) -> DataFrame:
+        """Later repeats of `rule.key`, and keys `seen` holds, fail `rule`."""
+        return apply_first_occurrence(frame, rule, seen)
+
+    def counts_by_file(self, frame: DataFrame) -> dict[int, dict[str, int]]:
+        """Rows per reason of each file order (one small job)."""
+        return counts_by_file(frame)
+
+    def write_bad(
+        self,
+        contract: DatasetContract,
+        sources: Sequence[Source],
+        frame: DataFrame,
+        *,
+        rejected: bool,
+    ) -> None:
+        """One file per (source, reason); rejected sources (over the threshold) apart."""
+        self._write_bad(contract, sources, bad_rows(frame, contract), rejected=rejected)
+
+    def write_valid(
+        self,
+        sources: Sequence[Source],
+        frames: list[DataFrame],
+        seen: DataFrame | None,
+        failed: Collection[int],
+    ) -> dict[int, tuple[str, ...]]:
+        """One file per (source, listen date), rows in line order."""
+        return self._write_valid(sources, valid_rows(frames.pop(), STREAMS))
+
+    def write_snapshot(
+        self, contract: DatasetContract, frame: DataFrame, key: str, *, empty: bool
+    ) -> None:
+        """The dimension's valid rows in file order; with no valid row, an empty file."""
+        self._write_snapshot(contract, frame, key, empty=empty)
+
+    # ------------------------------------------------------------------ day primitives
+
+    def day_inputs(self, days: Sequence[date]) -> Iterator[tuple[Sequence[date], DayRows]]:
+        """All `days` at once: the cluster sizes the work, not the driver."""
+        keys = [info.key for day in days for info in day_files(self.storage, day)]
+        if not keys:
+            yield days, None
+            return
+        # Whole day folders: one listing each, every file of the day is wanted.
+        folders = sorted({key.rsplit("/", 1)[0] + "/" for key in keys})
+        songs = self._read_parquet([layout.validated_dimension_key(SONGS.name)])
+        yield days, (self._read_parquet(folders), songs)
+
+    def day_tables(self, rows: DayRows) -> dict[str, DayTable]:
+        """KPIs and rankings of the days' rows, collected to the driver."""
+        return {} if rows is None else day_tables(*rows)
+
+    def write_tables(self, days: Sequence[date], tables: Mapping[str, DayTable]) -> None:
+        """One file per (table, day), written from the driver."""
+        write_day_tables(self.storage, days, dict(tables))
+
+    def served(self, table: DayTable) -> list[dict[str, Any]]:
+        """Rows with the date as `YYYY-MM-DD`."""
+        return table.served()
 
     # ------------------------------------------------------------------ streams
-
-    def _validate_rows(self, batch: StreamBatch, raw: DataFrame) -> dict[int, Outcome]:
-        """Judge the batch; files over the bad-row threshold drop out one at a time.
-
-        Only the earliest file newly over the threshold drops out per pass: its rows
-        must not count as already seen by later files, which are then judged again.
-        """
-        with persisted(judge_rows(raw, STREAMS, self._stream_context(batch))) as judged:
-            seen = self._seen(judged, batch)
-            failed: list[int] = []
-            rejected_counts: dict[int, dict[str, int]] = {}
-            while True:
-                kept = judged.where(~F.col(ORDER).isin(failed))
-                with persisted(judge_occurrences(kept, STREAMS, seen)) as frame:
-                    counts = counts_by_file(frame)
-                    over = _over_threshold(counts, batch.threshold)
-                    if not over:
-                        return self._write_streams(batch, frame, counts | rejected_counts, failed)
-                    # Its bad rows as judged in this pass: the ones its outcome counts.
-                    rows = bad_rows(frame.where(F.col(ORDER) == over[0]), STREAMS)
-                    self._write_bad(STREAMS, batch.sources, rows, rejected=True)
-                failed.append(over[0])
-                rejected_counts[over[0]] = counts[over[0]]
-
-    def _write_streams(
-        self,
-        batch: StreamBatch,
-        frame: DataFrame,
-        counts: dict[int, dict[str, int]],
-        failed: Sequence[int],
-    ) -> dict[int, Outcome]:
-        loaded = {order: n for order, n in counts.items() if order not in failed}
-        days: dict[int, tuple[str, ...]] = {}
-        if _valid_in(loaded):
-            days = self._write_valid(batch.sources, valid_rows(frame, STREAMS))
-        if _bad_in(loaded):
-            self._write_bad(STREAMS, batch.sources, bad_rows(frame, STREAMS))
-        outcomes = {}
-        for order, source in enumerate(batch.sources):
-            outcomes[order] = outcome(source, counts.get(order, {}), days.get(order, ()))
-        for order in failed:
-            outcomes[order] = too_many_bad(outcomes[order], batch.threshold)
-        return outcomes
 
     def _write_valid(
         self, sources: Sequence[Source], valid: DataFrame
@@ -201,25 +221,12 @@ class SparkEngine:
             days.setdefault(int(values[ORDER]), []).append(values["listen_date"])
         return {order: tuple(sorted(d)) for order, d in days.items()}
 
-    def _stream_context(self, batch: StreamBatch) -> RuleContext:
-        references = {
+    def _references(self, contract: DatasetContract) -> dict[str, DataFrame]:
+        """The valid rows each `InReference` rule looks its column up in."""
+        return {
             rule.reference: self._read_parquet([layout.validated_dimension_key(rule.reference)])
-            for rule in STREAMS.rules
-            if isinstance(rule, InReference)
+            for rule in procedure.reference_rules(contract)
         }
-        return RuleContext(references=references, clock=batch.clock)
-
-    def _seen(self, judged: DataFrame, batch: StreamBatch) -> DataFrame | None:
-        """Keys already accepted from files outside the batch on the batch's days."""
-        valid = judged.where(F.col(REASON).isNull())
-        listen_days = [
-            row[0] for row in valid.select(F.to_date("listen_time")).distinct().collect()
-        ]
-        exclude = {source.sid for source in batch.sources}
-        keys = [k for day in sorted(listen_days) for k in self._day_files(day, exclude)]
-        if not keys:
-            return None
-        return self._read_parquet(keys).select("user_id", "track_id", "listen_time")
 
     # ------------------------------------------------------------------ writing
 
@@ -275,14 +282,6 @@ class SparkEngine:
     def _read_parquet(self, keys: Sequence[str]) -> DataFrame:
         return self.spark.read.parquet(*(spark_path(self.storage.uri(k)) for k in keys))
 
-    def _day_files(self, day: date, exclude: Sequence[str] | set[str]) -> list[str]:
-        prefix = layout.validated_day_prefix(day)
-        return [
-            info.key
-            for info in self.storage.list(prefix)
-            if info.key.endswith(".parquet") and info.key[len(prefix) : -8] not in exclude
-        ]
-
     @contextmanager
     def _job(self, what: str) -> Iterator[None]:
         """Clear what an interrupted run left in the temp folder; make Spark errors ours.
@@ -328,24 +327,3 @@ def _hadoop_error(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines()]
     found = [line for line in lines if any(name in line for name in _NO_FILESYSTEM)]
     return (found or [brief(exc)])[0].removeprefix(":").strip()[:300]
-
-
-def _valid_in(counts: dict[int, dict[str, int]]) -> bool:
-    return any(by_reason.get("", 0) for by_reason in counts.values())
-
-
-def _bad_in(counts: dict[int, dict[str, int]]) -> bool:
-    return any(n for by_reason in counts.values() for reason, n in by_reason.items() if reason)
-
-
-def _over_threshold(counts: dict[int, dict[str, int]], threshold: float) -> list[int]:
-    failed = []
-    for order, by_reason in counts.items():
-        total = sum(by_reason.values())
-        if exceeds_threshold(total, total - by_reason.get("", 0), threshold):
-            failed.append(order)
-    return sorted(failed)
-
-
-def _iso(days: Sequence[date]) -> tuple[str, ...]:
-    return tuple(sorted(day.isoformat() for day in days))

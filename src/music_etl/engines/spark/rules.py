@@ -11,11 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import reduce
+from typing import assert_never
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F  # noqa: N812 - the conventional alias
 
 from music_etl.engines.outcomes import LINE, ORDER, REASON
+from music_etl.engines.procedure import row_rules
 from music_etl.logic.contract import DatasetContract
 from music_etl.logic.rules import (
     INTEGER_PATTERN,
@@ -95,28 +97,22 @@ def reference_flag(rule: InReference) -> str:
 
 def passes(rule: Rule, types: Mapping[str, Kind], ctx: RuleContext) -> Column:
     """True where a row passes `rule` (first-occurrence rules are applied separately)."""
-    if isinstance(rule, NotNull):
-        return reduce(lambda a, b: a & b, (F.col(c).isNotNull() for c in rule.columns))
-    if isinstance(rule, ParseInt64 | ParseTimestamp):
-        return parsed(rule.column, types[rule.column]).isNotNull()
-    if isinstance(rule, NotAfterClock):
-        assert ctx.clock is not None, "a NotAfterClock rule needs the processing clock"
-        # An aware datetime: PySpark would read a naive one in the driver's local zone.
-        limit = (ctx.clock + rule.slack).replace(tzinfo=UTC)
-        return parsed(rule.column, types[rule.column]) <= F.lit(limit)
-    if isinstance(rule, InReference):
-        return F.coalesce(F.col(reference_flag(rule)), boolean(value=False))
-    raise TypeError(f"{type(rule).__name__} is applied by first_occurrence, not passes")
-
-
-def row_rules(contract: DatasetContract) -> list[Rule]:
-    """The rules judged row by row."""
-    return [r for r in contract.rules if not isinstance(r, FirstOccurrence)]
-
-
-def occurrence_rules(contract: DatasetContract) -> list[FirstOccurrence]:
-    """The rules that need to see other rows."""
-    return [r for r in contract.rules if isinstance(r, FirstOccurrence)]
+    match rule:
+        case NotNull(columns=columns):
+            return reduce(lambda a, b: a & b, (F.col(c).isNotNull() for c in columns))
+        case ParseInt64(column=column) | ParseTimestamp(column=column):
+            return parsed(column, types[column]).isNotNull()
+        case NotAfterClock(column=column, slack=slack):
+            assert ctx.clock is not None, "a NotAfterClock rule needs the processing clock"
+            # An aware datetime: PySpark would read a naive one in the driver's local zone.
+            limit = (ctx.clock + slack).replace(tzinfo=UTC)
+            return parsed(column, types[column]) <= F.lit(limit)
+        case InReference():
+            return F.coalesce(F.col(reference_flag(rule)), boolean(value=False))
+        case FirstOccurrence():
+            raise TypeError("FirstOccurrence is applied by apply_first_occurrence, not passes")
+        case _:
+            assert_never(rule)
 
 
 def with_reference_flags(

@@ -8,8 +8,6 @@ from pyspark.sql import functions as F  # noqa: N812 - the conventional alias
 from music_etl.engines.outcomes import LINE, ORDER, RAW_PREFIX, REASON
 from music_etl.engines.spark.rules import (
     RuleContext,
-    apply_first_occurrence,
-    occurrence_rules,
     parsed,
     reason_expr,
     trimmed,
@@ -47,16 +45,6 @@ def judge_rows(raw: DataFrame, contract: DatasetContract, ctx: RuleContext) -> D
         REASON,
         *(typed.get(c, F.col(c)) for c in kept),
     )
-
-
-def judge_occurrences(
-    judged: DataFrame, contract: DatasetContract, seen: DataFrame | None
-) -> DataFrame:
-    """Apply the first-occurrence rules; `seen` holds keys accepted from other files."""
-    frame = judged
-    for rule in occurrence_rules(contract):
-        frame = apply_first_occurrence(frame, rule, seen if rule.across_files else None)
-    return frame
 
 
 def valid_rows(frame: DataFrame, contract: DatasetContract) -> DataFrame:
