@@ -34,6 +34,7 @@ from music_etl.errors import ConfigError
 from music_etl.logic.serving_model import DAILY_GENRE_KPIS, TOP_GENRES_PER_DAY, TOP_SONGS_PER_GENRE
 from music_etl.pipeline.run import run
 from music_etl.serve import Sources, create_app
+from music_etl.serve.cache import BodyCache
 from music_etl.serve.openapi import PREFIX
 from music_etl.settings import Settings, load_settings
 
@@ -317,6 +318,47 @@ def test_the_etag_moves_when_a_day_is_replaced(tmp_path: Path) -> None:
         assert after.status_code == 200
         assert after.json()["top_genres"][0]["listen_count"] == 4
         assert after.headers["etag"] != before
+
+
+def test_an_answer_asked_again_is_not_read_again_until_the_store_changes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'serving.sqlite'}"
+    writer = open_serving(url)
+    day = {"date": "2024-06-01", "rank": 1, "genre": "pop", "listen_count": 3}
+    writer.replace_days(["2024-06-01"], {TOP_GENRES_PER_DAY: [day]})
+    counting = _Counting(open_serving(url, read_only=True))
+    ledger = open_ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    with TestClient(create_app(Sources(serving=counting, ledger=ledger))) as api:
+        first = api.get(f"{PREFIX}/days/2024-06-01")
+        counting.reads = 0
+        again = api.get(f"{PREFIX}/days/2024-06-01")
+        assert (again.status_code, again.content) == (200, first.content)
+        assert again.headers["etag"] == first.headers["etag"]
+        assert again.headers["content-type"] == "application/json"
+        assert counting.reads == 0
+        assert api.get(f"{PREFIX}/days/2024-06-02").status_code == 404  # errors are not kept
+        counting.reads = 0
+        assert api.get(f"{PREFIX}/days/2024-06-02").status_code == 404
+        assert counting.reads > 0
+        writer.replace_days(["2024-06-01"], {TOP_GENRES_PER_DAY: [{**day, "listen_count": 4}]})
+        after = api.get(f"{PREFIX}/days/2024-06-01")
+        assert after.json()["top_genres"][0]["listen_count"] == 4
+
+
+def test_the_body_cache_keeps_the_newest_within_its_bytes_and_one_version() -> None:
+    bodies = BodyCache(max_bytes=10)
+    bodies.put("v1", "a", b"aaaa")
+    bodies.put("v1", "b", b"bbbb")
+    assert bodies.get("v1", "a") == b"aaaa"  # now the most recently used
+    bodies.put("v1", "c", b"cccc")  # 12 bytes: the least recently used (b) goes
+    assert (bodies.get("v1", "a"), bodies.get("v1", "b"), bodies.get("v1", "c")) == (
+        b"aaaa",
+        None,
+        b"cccc",
+    )
+    bodies.put("v1", "huge", b"x" * 11)  # larger than the whole cache: not kept
+    assert bodies.get("v1", "huge") is None
+    assert bodies.get("v2", "a") is None  # a new version empties the cache
+    assert bodies.get("v1", "c") is None
 
 
 # --------------------------------------------------------------------------- the document, the page

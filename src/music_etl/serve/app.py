@@ -29,6 +29,7 @@ from music_etl.adapters.serving import ServingStore
 from music_etl.adapters.sqlite_common import sqlite_error
 from music_etl.errors import MusicEtlError, Retryable
 from music_etl.serve import ledger_views, serving_views
+from music_etl.serve.cache import BodyCache
 from music_etl.serve.errors import BAD_PARAMETER, NOT_FOUND, STORE_ERROR, UNAVAILABLE, ApiError
 from music_etl.serve.openapi import PREFIX, openapi_document
 from music_etl.serve.params import day_range, parse_day, parse_limit, today
@@ -82,17 +83,26 @@ class _ServedBy:
 
     def __init__(self, sources: Sources) -> None:
         self.sources = sources
+        self.bodies = BodyCache()
 
     def serving(self, build: Callable[[ServingStore, Request], Any]) -> Callable[..., Response]:
-        """An endpoint over the serving store: the ETag comes before any item is read."""
-        sources = self.sources
+        """An endpoint over the serving store: the ETag comes before any item is read.
+
+        The encoded answer is kept by its ETag until the store's version moves, so a day
+        asked again is neither read nor encoded again (docs/api.md, "Caching").
+        """
+        sources, bodies = self.sources, self.bodies
 
         def endpoint(request: Request) -> Response:
             version = sources.call(sources.serving.version)
             tag = _etag(f"{version} {request.url.path}?{request.url.query}")
             if _fresh(request, tag):
                 return _not_modified(tag)
-            return _json(sources.call(lambda: build(sources.serving, request)), tag)
+            body = bodies.get(version, tag)
+            if body is None:
+                body = _encode(sources.call(lambda: build(sources.serving, request)))
+                bodies.put(version, tag, body)
+            return Response(body, media_type="application/json", headers=_headers(tag))
 
         return endpoint
 
@@ -164,6 +174,13 @@ def _index(_request: Request) -> Response:
 
 def _dumps(body: Any) -> str:
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _encode(body: Any) -> bytes:
+    """The bytes Starlette's `JSONResponse` would send for `body`."""
+    return json.dumps(
+        body, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+    ).encode("utf-8")
 
 
 def _etag(seed: str) -> str:
