@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.concurrency import run_in_threadpool
 from starlette.testclient import TestClient
 
 from aws.helpers import NOW, SAMPLE, AwsLake, client, generate_sample
@@ -32,8 +33,10 @@ from music_etl.adapters.serving import ServingStore, open_serving
 from music_etl.adapters.storage.local import LocalStorage
 from music_etl.errors import ConfigError
 from music_etl.logic.serving_model import DAILY_GENRE_KPIS, TOP_GENRES_PER_DAY, TOP_SONGS_PER_GENRE
+from music_etl.pipeline.lake import mark_lake
 from music_etl.pipeline.run import run
-from music_etl.serve import Sources, create_app
+from music_etl.serve import Sources, create_app, open_sources
+from music_etl.serve import app as serve_app
 from music_etl.serve.cache import BodyCache
 from music_etl.serve.openapi import PREFIX
 from music_etl.settings import Settings, load_settings
@@ -342,6 +345,41 @@ def test_an_answer_asked_again_is_not_read_again_until_the_store_changes(tmp_pat
         writer.replace_days(["2024-06-01"], {TOP_GENRES_PER_DAY: [{**day, "listen_count": 4}]})
         after = api.get(f"{PREFIX}/days/2024-06-01")
         assert after.json()["top_genres"][0]["listen_count"] == 4
+
+
+def test_a_kept_answer_leaves_the_event_loop_only_when_the_store_moved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite a kept answer and a 304 skip the thread pool; a new version is read there."""
+    root = tmp_path / "lake"
+    mark_lake(LocalStorage(root))
+    settings = load_settings(env={}, config=root / "no.toml", lake=str(root))
+    writer = open_serving(settings.serving_url)
+    day = {"date": "2024-06-01", "rank": 1, "genre": "pop", "listen_count": 3}
+    writer.replace_days(["2024-06-01"], {TOP_GENRES_PER_DAY: [day]})
+    open_ledger(settings.ledger_url)
+    pooled: list[str] = []
+
+    async def counted(func: Any, *args: Any) -> Any:
+        pooled.append(func.__name__)
+        return await run_in_threadpool(func, *args)
+
+    monkeypatch.setattr(serve_app, "run_in_threadpool", counted)
+    sources = open_sources(settings)
+    with TestClient(create_app(sources)) as api:
+        first = api.get(f"{PREFIX}/days/2024-06-01")
+        assert len(pooled) == 1  # read in a worker thread
+        again = api.get(f"{PREFIX}/days/2024-06-01")
+        offered = {"If-None-Match": first.headers["etag"]}
+        tagged = api.get(f"{PREFIX}/days/2024-06-01", headers=offered)
+        assert (again.content, tagged.status_code, len(pooled)) == (first.content, 304, 1)
+        writer.replace_days(["2024-06-01"], {TOP_GENRES_PER_DAY: [{**day, "listen_count": 4}]})
+        assert api.get(f"{PREFIX}/days/2024-06-01").json()["top_genres"][0]["listen_count"] == 4
+        assert len(pooled) == 2
+        assert sources.quick is not None
+        with sources.quick:  # a worker thread reading: the event loop does not wait for it
+            assert sources.quick_version() is None
+        assert sources.quick_version() == sources.serving.version()
 
 
 def test_the_body_cache_keeps_the_newest_within_its_bytes_and_one_version() -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
@@ -85,24 +86,38 @@ class _ServedBy:
         self.sources = sources
         self.bodies = BodyCache()
 
-    def serving(self, build: Callable[[ServingStore, Request], Any]) -> Callable[..., Response]:
+    def serving(self, build: Callable[[ServingStore, Request], Any]) -> Callable[..., Any]:
         """An endpoint over the serving store: the ETag comes before any item is read.
 
         The encoded answer is kept by its ETag until the store's version moves, so a day
-        asked again is neither read nor encoded again (docs/api.md, "Caching").
+        asked again is neither read nor encoded again (docs/api.md, "Caching"). A kept
+        answer (or a 304) is sent from the event loop when the version is a quick local
+        read; anything else runs in the thread pool.
         """
         sources, bodies = self.sources, self.bodies
 
-        def endpoint(request: Request) -> Response:
-            version = sources.call(sources.serving.version)
-            tag = _etag(f"{version} {request.url.path}?{request.url.query}")
+        def kept(request: Request, version: str) -> Response | None:
+            """A 304 or the kept answer, without reading an item; None when not kept."""
+            tag = _tag(request, version)
             if _fresh(request, tag):
                 return _not_modified(tag)
             body = bodies.get(version, tag)
-            if body is None:
-                body = _encode(sources.call(lambda: build(sources.serving, request)))
-                bodies.put(version, tag, body)
-            return Response(body, media_type="application/json", headers=_headers(tag))
+            return None if body is None else _json_bytes(body, tag)
+
+        def slow(request: Request) -> Response:
+            """In a worker thread: the version, then the kept answer or a fresh read."""
+            version = sources.call(sources.serving.version)
+            found = kept(request, version)
+            if found is not None:
+                return found
+            body = _encode(sources.call(lambda: build(sources.serving, request)))
+            bodies.put(version, tag := _tag(request, version), body)
+            return _json_bytes(body, tag)
+
+        async def endpoint(request: Request) -> Response:
+            version = sources.quick_version()
+            quick = None if version is None else kept(request, version)
+            return quick if quick is not None else await run_in_threadpool(slow, request)
 
         return endpoint
 
@@ -183,6 +198,11 @@ def _encode(body: Any) -> bytes:
     ).encode("utf-8")
 
 
+def _tag(request: Request, version: str) -> str:
+    """The ETag of a serving answer: the store's version, the path and the query."""
+    return _etag(f"{version} {request.url.path}?{request.url.query}")
+
+
 def _etag(seed: str) -> str:
     return f'W/"{hashlib.sha256(seed.encode()).hexdigest()[:32]}"'
 
@@ -200,6 +220,10 @@ def _headers(tag: str) -> dict[str, str]:
 
 def _not_modified(tag: str) -> Response:
     return Response(status_code=304, headers=_headers(tag))
+
+
+def _json_bytes(body: bytes, tag: str) -> Response:
+    return Response(body, media_type="application/json", headers=_headers(tag))
 
 
 def _json(body: Any, tag: str) -> Response:
