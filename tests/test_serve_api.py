@@ -396,6 +396,9 @@ def test_the_body_cache_keeps_the_newest_within_its_bytes_and_one_version() -> N
     bodies.put("v1", "huge", b"x" * 11)  # larger than the whole cache: not kept
     assert bodies.get("v1", "huge") is None
     assert bodies.get("v2", "a") is None  # a new version empties the cache
+    bodies.put("v2", "a", b"new")
+    bodies.put("v1", "c", b"old")  # read before the load: neither kept nor emptying v2's
+    assert (bodies.get("v2", "a"), bodies.get("v2", "c")) == (b"new", None)
     assert bodies.get("v1", "c") is None
 
 

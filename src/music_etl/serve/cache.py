@@ -41,11 +41,18 @@ class BodyCache:
             return body
 
     def put(self, version: str, tag: str, body: bytes) -> None:
-        """Keep `body` for `tag` under `version`, dropping the oldest beyond `max_bytes`."""
+        """Keep `body` for `tag` under `version`, dropping the oldest beyond `max_bytes`.
+
+        A body read under a version the cache has already left (a load committed while it
+        was being read) is not kept, and does not empty the newer answers.
+        """
         if len(body) > self.max_bytes:
             return
         with self._mutex:
-            self._follow(version)
+            if self._version is None:
+                self._version = version
+            if version != self._version:
+                return
             previous = self._bodies.pop(tag, None)
             self._size += len(body) - (len(previous) if previous is not None else 0)
             self._bodies[tag] = body
