@@ -7,7 +7,7 @@ AIRFLOW_LOGS  = .cache/airflow-env
 NODE_STAMP    = tools/node_modules/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint typecheck unit packaging bench airflow-env spark-s3-jars browser-deps dashboard-png glue-package clean
+.PHONY: help demo test lint typecheck unit packaging bench bench-serve airflow-env spark-s3-jars browser-deps dashboard-png glue-package clean
 
 help:  ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -68,6 +68,12 @@ glue-package: $(STAMP)  ## Build the Glue artifacts into dist/glue/ (zip of whee
 
 bench: $(STAMP)  ## The 10 M-row benchmark (minutes; writes docs/benchmarks.md)
 	$(BIN)/python benchmarks/run_benchmark.py
+
+# Debian's wrk is the load generator (root + apt-get installs it when missing).
+bench-serve: $(STAMP)  ## The API under 50 clients on two years of days (~7 min; writes docs/benchmarks.md)
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y wrk; } || \
+		{ echo "bench-serve needs wrk: sudo apt-get install wrk"; exit 1; }
+	$(BIN)/python benchmarks/serve_benchmark.py --repeats 3
 
 clean:  ## Remove the venv, caches and demo lake
 	rm -rf $(VENV) .airflow-venv .airflow2-venv .cache tools/node_modules dist .pytest_cache .mypy_cache .ruff_cache demo-lake

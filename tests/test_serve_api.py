@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.concurrency import run_in_threadpool
 from starlette.testclient import TestClient
 
 from aws.helpers import NOW, SAMPLE, AwsLake, client, generate_sample
@@ -32,8 +33,11 @@ from music_etl.adapters.serving import ServingStore, open_serving
 from music_etl.adapters.storage.local import LocalStorage
 from music_etl.errors import ConfigError
 from music_etl.logic.serving_model import DAILY_GENRE_KPIS, TOP_GENRES_PER_DAY, TOP_SONGS_PER_GENRE
+from music_etl.pipeline.lake import mark_lake
 from music_etl.pipeline.run import run
-from music_etl.serve import Sources, create_app
+from music_etl.serve import Sources, create_app, open_sources
+from music_etl.serve import app as serve_app
+from music_etl.serve.cache import BodyCache
 from music_etl.serve.openapi import PREFIX
 from music_etl.settings import Settings, load_settings
 
@@ -317,6 +321,85 @@ def test_the_etag_moves_when_a_day_is_replaced(tmp_path: Path) -> None:
         assert after.status_code == 200
         assert after.json()["top_genres"][0]["listen_count"] == 4
         assert after.headers["etag"] != before
+
+
+def test_an_answer_asked_again_is_not_read_again_until_the_store_changes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'serving.sqlite'}"
+    writer = open_serving(url)
+    day = {"date": "2024-06-01", "rank": 1, "genre": "pop", "listen_count": 3}
+    writer.replace_days(["2024-06-01"], {TOP_GENRES_PER_DAY: [day]})
+    counting = _Counting(open_serving(url, read_only=True))
+    ledger = open_ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+    with TestClient(create_app(Sources(serving=counting, ledger=ledger))) as api:
+        first = api.get(f"{PREFIX}/days/2024-06-01")
+        counting.reads = 0
+        again = api.get(f"{PREFIX}/days/2024-06-01")
+        assert (again.status_code, again.content) == (200, first.content)
+        assert again.headers["etag"] == first.headers["etag"]
+        assert again.headers["content-type"] == "application/json"
+        assert counting.reads == 0
+        assert api.get(f"{PREFIX}/days/2024-06-02").status_code == 404  # errors are not kept
+        counting.reads = 0
+        assert api.get(f"{PREFIX}/days/2024-06-02").status_code == 404
+        assert counting.reads > 0
+        writer.replace_days(["2024-06-01"], {TOP_GENRES_PER_DAY: [{**day, "listen_count": 4}]})
+        after = api.get(f"{PREFIX}/days/2024-06-01")
+        assert after.json()["top_genres"][0]["listen_count"] == 4
+
+
+def test_a_kept_answer_leaves_the_event_loop_only_when_the_store_moved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite a kept answer and a 304 skip the thread pool; a new version is read there."""
+    root = tmp_path / "lake"
+    mark_lake(LocalStorage(root))
+    settings = load_settings(env={}, config=root / "no.toml", lake=str(root))
+    writer = open_serving(settings.serving_url)
+    day = {"date": "2024-06-01", "rank": 1, "genre": "pop", "listen_count": 3}
+    writer.replace_days(["2024-06-01"], {TOP_GENRES_PER_DAY: [day]})
+    open_ledger(settings.ledger_url)
+    pooled: list[str] = []
+
+    async def counted(func: Any, *args: Any) -> Any:
+        pooled.append(func.__name__)
+        return await run_in_threadpool(func, *args)
+
+    monkeypatch.setattr(serve_app, "run_in_threadpool", counted)
+    sources = open_sources(settings)
+    with TestClient(create_app(sources)) as api:
+        first = api.get(f"{PREFIX}/days/2024-06-01")
+        assert len(pooled) == 1  # read in a worker thread
+        again = api.get(f"{PREFIX}/days/2024-06-01")
+        offered = {"If-None-Match": first.headers["etag"]}
+        tagged = api.get(f"{PREFIX}/days/2024-06-01", headers=offered)
+        assert (again.content, tagged.status_code, len(pooled)) == (first.content, 304, 1)
+        writer.replace_days(["2024-06-01"], {TOP_GENRES_PER_DAY: [{**day, "listen_count": 4}]})
+        assert api.get(f"{PREFIX}/days/2024-06-01").json()["top_genres"][0]["listen_count"] == 4
+        assert len(pooled) == 2
+        assert sources.quick is not None
+        with sources.quick:  # a worker thread reading: the event loop does not wait for it
+            assert sources.quick_version() is None
+        assert sources.quick_version() == sources.serving.version()
+
+
+def test_the_body_cache_keeps_the_newest_within_its_bytes_and_one_version() -> None:
+    bodies = BodyCache(max_bytes=10)
+    bodies.put("v1", "a", b"aaaa")
+    bodies.put("v1", "b", b"bbbb")
+    assert bodies.get("v1", "a") == b"aaaa"  # now the most recently used
+    bodies.put("v1", "c", b"cccc")  # 12 bytes: the least recently used (b) goes
+    assert (bodies.get("v1", "a"), bodies.get("v1", "b"), bodies.get("v1", "c")) == (
+        b"aaaa",
+        None,
+        b"cccc",
+    )
+    bodies.put("v1", "huge", b"x" * 11)  # larger than the whole cache: not kept
+    assert bodies.get("v1", "huge") is None
+    assert bodies.get("v2", "a") is None  # a new version empties the cache
+    bodies.put("v2", "a", b"new")
+    bodies.put("v1", "c", b"old")  # read before the load: neither kept nor emptying v2's
+    assert (bodies.get("v2", "a"), bodies.get("v2", "c")) == (b"new", None)
+    assert bodies.get("v1", "c") is None
 
 
 # --------------------------------------------------------------------------- the document, the page

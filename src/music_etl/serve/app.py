@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
@@ -29,6 +30,7 @@ from music_etl.adapters.serving import ServingStore
 from music_etl.adapters.sqlite_common import sqlite_error
 from music_etl.errors import MusicEtlError, Retryable
 from music_etl.serve import ledger_views, serving_views
+from music_etl.serve.cache import BodyCache
 from music_etl.serve.errors import BAD_PARAMETER, NOT_FOUND, STORE_ERROR, UNAVAILABLE, ApiError
 from music_etl.serve.openapi import PREFIX, openapi_document
 from music_etl.serve.params import day_range, parse_day, parse_limit, today
@@ -82,17 +84,40 @@ class _ServedBy:
 
     def __init__(self, sources: Sources) -> None:
         self.sources = sources
+        self.bodies = BodyCache()
 
-    def serving(self, build: Callable[[ServingStore, Request], Any]) -> Callable[..., Response]:
-        """An endpoint over the serving store: the ETag comes before any item is read."""
-        sources = self.sources
+    def serving(self, build: Callable[[ServingStore, Request], Any]) -> Callable[..., Any]:
+        """An endpoint over the serving store: the ETag comes before any item is read.
 
-        def endpoint(request: Request) -> Response:
-            version = sources.call(sources.serving.version)
-            tag = _etag(f"{version} {request.url.path}?{request.url.query}")
+        The encoded answer is kept by its ETag until the store's version moves, so a day
+        asked again is neither read nor encoded again (docs/api.md, "Caching"). A kept
+        answer (or a 304) is sent from the event loop when the version is a quick local
+        read; anything else runs in the thread pool.
+        """
+        sources, bodies = self.sources, self.bodies
+
+        def kept(request: Request, version: str) -> Response | None:
+            """A 304 or the kept answer, without reading an item; None when not kept."""
+            tag = _tag(request, version)
             if _fresh(request, tag):
                 return _not_modified(tag)
-            return _json(sources.call(lambda: build(sources.serving, request)), tag)
+            body = bodies.get(version, tag)
+            return None if body is None else _json_bytes(body, tag)
+
+        def slow(request: Request) -> Response:
+            """In a worker thread: the version, then the kept answer or a fresh read."""
+            version = sources.call(sources.serving.version)
+            found = kept(request, version)
+            if found is not None:
+                return found
+            body = _encode(sources.call(lambda: build(sources.serving, request)))
+            bodies.put(version, tag := _tag(request, version), body)
+            return _json_bytes(body, tag)
+
+        async def endpoint(request: Request) -> Response:
+            version = sources.quick_version()
+            quick = None if version is None else kept(request, version)
+            return quick if quick is not None else await run_in_threadpool(slow, request)
 
         return endpoint
 
@@ -166,6 +191,18 @@ def _dumps(body: Any) -> str:
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def _encode(body: Any) -> bytes:
+    """The bytes Starlette's `JSONResponse` would send for `body`."""
+    return json.dumps(
+        body, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+    ).encode("utf-8")
+
+
+def _tag(request: Request, version: str) -> str:
+    """The ETag of a serving answer: the store's version, the path and the query."""
+    return _etag(f"{version} {request.url.path}?{request.url.query}")
+
+
 def _etag(seed: str) -> str:
     return f'W/"{hashlib.sha256(seed.encode()).hexdigest()[:32]}"'
 
@@ -183,6 +220,10 @@ def _headers(tag: str) -> dict[str, str]:
 
 def _not_modified(tag: str) -> Response:
     return Response(status_code=304, headers=_headers(tag))
+
+
+def _json_bytes(body: bytes, tag: str) -> Response:
+    return Response(body, media_type="application/json", headers=_headers(tag))
 
 
 def _json(body: Any, tag: str) -> Response:

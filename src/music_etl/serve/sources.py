@@ -23,16 +23,32 @@ class Sources:
 
     Request handlers run in worker threads; a SQLite connection is shared by them, so
     its calls take `lock` one at a time (DynamoDB clients are thread-safe: no lock).
+    `quick`, when set, is that same lock, and says the serving store's `version()` is a
+    local read (SQLite's `PRAGMA data_version`) the event loop may make itself.
     """
 
     serving: ServingStore
     ledger: Ledger
     lock: Callable[[], AbstractContextManager[object]] = field(default=nullcontext)
+    quick: threading.Lock | None = None
 
     def call(self, read: Callable[[], T]) -> T:
         """`read()` under the lock."""
         with self.lock():
             return read()
+
+    def quick_version(self) -> str | None:
+        """The serving store's version if it can be had without waiting, else None.
+
+        None for a remote store (DynamoDB: a network call) and while a worker thread
+        holds the SQLite lock: the event loop never blocks on either.
+        """
+        if self.quick is None or not self.quick.acquire(blocking=False):
+            return None
+        try:
+            return self.serving.version()
+        finally:
+            self.quick.release()
 
 
 def open_sources(settings: Settings) -> Sources:
@@ -51,6 +67,7 @@ def open_sources(settings: Settings) -> Sources:
         url.startswith("sqlite:///") for url in (settings.serving_url, settings.ledger_url)
     )
     mutex = threading.Lock()
+    local_serving = settings.serving_url.startswith("sqlite:///")
     return Sources(
         serving=open_serving(settings.serving_url, endpoint=endpoint, read_only=True),
         ledger=open_ledger(
@@ -60,4 +77,5 @@ def open_sources(settings: Settings) -> Sources:
             read_only=True,
         ),
         lock=(lambda: mutex) if sqlite else nullcontext,
+        quick=mutex if local_serving else None,
     )
