@@ -313,12 +313,12 @@ def reference_rules(contract: DatasetContract) -> list[InReference]:
 
 def day_files(storage: Storage, day: date, exclude: Collection[str] = ()) -> list[ObjectInfo]:
     """The valid-row files of `day`, but those of the `exclude` source ids."""
-    prefix = layout.validated_day_prefix(day)
-    return [
-        info
-        for info in storage.list(prefix)
-        if info.key.endswith(".parquet") and info.key[len(prefix) : -len(".parquet")] not in exclude
-    ]
+    files = []
+    for info in storage.list(layout.validated_day_prefix(day)):
+        parsed = layout.parse_validated_stream_key(info.key)
+        if parsed is not None and parsed[0] == day and parsed[1] not in exclude:
+            files.append(info)
+    return files
 
 
 def iso_days(days: Iterable[date]) -> tuple[str, ...]:

@@ -220,21 +220,17 @@ def _drop_day_files(
     """
     storage = components.storage
     if scan:
-        keys = [
-            i.key
-            for i in storage.list(layout.VALIDATED_STREAMS)
-            if i.key.endswith(f"/{sid}.parquet")
-        ]
-    else:
-        keys = [layout.validated_stream_key(date.fromisoformat(day), sid) for day in before]
-    dropped = set()
-    for key in keys:
-        day = (
-            key.removeprefix(layout.VALIDATED_STREAMS).split("/", 1)[0].removeprefix("listen_date=")
+        parsed = (
+            layout.parse_validated_stream_key(i.key) for i in storage.list(layout.VALIDATED_STREAMS)
         )
-        if day not in keep:
-            storage.delete(key)
-            dropped.add(day)
+        files = [(day, found) for day, found in filter(None, parsed) if found == sid]
+    else:
+        files = [(date.fromisoformat(day), sid) for day in before]
+    dropped = set()
+    for day, _ in files:
+        if day.isoformat() not in keep:
+            storage.delete(layout.validated_stream_key(day, sid))
+            dropped.add(day.isoformat())
     return dropped
 
 
