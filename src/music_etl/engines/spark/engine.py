@@ -6,9 +6,11 @@ counts, so either engine can continue a lake the other started.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date
+from functools import reduce
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812 - the conventional alias
@@ -53,8 +55,22 @@ from music_etl.logic.serving_model import DayResults
 #: Columns of a validated stream file: `listen_date` is its partition folder.
 _VALID_FILE_COLUMNS = tuple(c for c in VALID_STREAM_COLUMNS if c != "listen_date")
 _REASON_FOLDER = "_reason_folder"
+#: Raw CSV bytes per shuffle partition (a partition's shuffled rows are a fraction of them).
+_BYTES_PER_SHUFFLE_PARTITION = 256 * 1024 * 1024
+#: What `compute_days` needs of a valid stream row.
+_DAY_ROW_COLUMNS = ("user_id", "track_id", "listen_time")
 #: What Hadoop says when no file system serves a scheme (or its class is not on the classpath).
 _NO_FILESYSTEM = ("UnsupportedFileSystemException", "ClassNotFoundException")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Fresh:
+    """The valid rows of the last validated batch, cached, until `compute_days` uses them."""
+
+    valid: DataFrame
+    """Typed valid rows (`user_id, track_id, listen_time`, line, file order)."""
+    sids: frozenset[str]
+    """Sources whose valid-row files are exactly `valid`'s rows (the files that loaded)."""
 
 
 class SparkJobFailed(Retryable):
@@ -73,6 +89,7 @@ class SparkEngine:
         self._session = spark
         self._aws_endpoint = aws_endpoint
         self._lake_reachable = False
+        self._fresh: Fresh | None = None
 
     @property
     def spark(self) -> SparkSession:
@@ -102,7 +119,9 @@ class SparkEngine:
 
     def validate_streams(self, batch: StreamBatch) -> list[Outcome]:
         """Validate the batch's files together; write every day file and bad record."""
+        self._forget_fresh()
         with self._job(f"validating {len(batch.sources)} stream file(s)"):
+            self._size_shuffles(batch.sources)
             outcomes: dict[int, Outcome] = {}
             raws = []
             for order, source in enumerate(batch.sources):
@@ -119,16 +138,36 @@ class SparkEngine:
 
     def compute_days(self, days: Sequence[date]) -> DayResults:
         """Recompute and write the output tables of `days` from all their valid rows."""
-        with self._job(f"computing {len(days)} day(s)"):
-            keys = [k for day in days for k in self._day_files(day, exclude=())]
-            tables = {}
-            if keys:
-                # Whole day folders: one listing each, every file of the day is wanted.
-                folders = sorted({key.rsplit("/", 1)[0] + "/" for key in keys})
-                songs = self._read_parquet([layout.validated_dimension_key(SONGS.name)])
-                tables = day_tables(self._read_parquet(folders), songs)
-            write_day_tables(self.storage, days, tables)
-            return DayResults(days=_iso(days), **{n: t.served() for n, t in tables.items()})
+        fresh, self._fresh = self._fresh, None
+        try:
+            with self._job(f"computing {len(days)} day(s)"):
+                tables = {}
+                streams, stored = self._day_rows(days, fresh)
+                if streams is not None:
+                    songs = self._read_parquet([layout.validated_dimension_key(SONGS.name)])
+                    tables = day_tables(streams, songs, cache=stored)
+                write_day_tables(self.storage, days, tables)
+                return DayResults(days=_iso(days), **{n: t.served() for n, t in tables.items()})
+        finally:
+            if fresh is not None:
+                fresh.valid.unpersist()
+
+    def _day_rows(self, days: Sequence[date], fresh: Fresh | None) -> tuple[DataFrame | None, bool]:
+        """The valid rows of `days`: the last batch's from memory, the others' from the lake.
+
+        Returns the rows (None when there are none) and whether any were read from the lake.
+        """
+        exclude = fresh.sids if fresh is not None else frozenset()
+        keys = [k for day in days for k in self._day_files(day, exclude=exclude)]
+        parts = []
+        if keys:
+            parts.append(self._read_parquet(keys).select(*_DAY_ROW_COLUMNS))
+        if fresh is not None:
+            in_days = F.to_date("listen_time").isin(list(days))
+            parts.append(fresh.valid.where(in_days).select(*_DAY_ROW_COLUMNS))
+        if not parts:
+            return None, False
+        return reduce(DataFrame.union, parts), bool(keys)
 
     # ------------------------------------------------------------------ streams
 
@@ -144,14 +183,16 @@ class SparkEngine:
             rejected_counts: dict[int, dict[str, int]] = {}
             while True:
                 kept = judged.where(~F.col(ORDER).isin(failed))
-                with persisted(judge_occurrences(kept, STREAMS, seen)) as frame:
-                    counts = counts_by_file(frame)
-                    over = _over_threshold(counts, batch.threshold)
-                    if not over:
-                        return self._write_streams(batch, frame, counts | rejected_counts, failed)
-                    # Its bad rows as judged in this pass: the ones its outcome counts.
-                    rows = bad_rows(frame.where(F.col(ORDER) == over[0]), STREAMS)
-                    self._write_bad(STREAMS, batch.sources, rows, rejected=True)
+                # Not cached: the repeated keys are (checkpointed); the rest is a cheap
+                # broadcast join over the cached `judged`.
+                frame = judge_occurrences(kept, STREAMS, seen)
+                counts = counts_by_file(frame)
+                over = _over_threshold(counts, batch.threshold)
+                if not over:
+                    return self._write_streams(batch, frame, counts | rejected_counts, failed)
+                # Its bad rows as judged in this pass: the ones its outcome counts.
+                rows = bad_rows(frame.where(F.col(ORDER) == over[0]), STREAMS)
+                self._write_bad(STREAMS, batch.sources, rows, rejected=True)
                 failed.append(over[0])
                 rejected_counts[over[0]] = counts[over[0]]
 
@@ -165,7 +206,11 @@ class SparkEngine:
         loaded = {order: n for order, n in counts.items() if order not in failed}
         days: dict[int, tuple[str, ...]] = {}
         if _valid_in(loaded):
-            days = self._write_valid(batch.sources, valid_rows(frame, STREAMS))
+            # Kept in memory (narrow: the typed columns) for `compute_days`; the write fills it.
+            valid = valid_rows(frame, STREAMS).persist()
+            sids = frozenset(batch.sources[order].sid for order in loaded)
+            self._fresh = Fresh(valid=valid, sids=sids)
+            days = self._write_valid(batch.sources, valid)
         if _bad_in(loaded):
             self._write_bad(STREAMS, batch.sources, bad_rows(frame, STREAMS))
         outcomes = {}
@@ -200,6 +245,24 @@ class SparkEngine:
         for values in written:
             days.setdefault(int(values[ORDER]), []).append(values["listen_date"])
         return {order: tuple(sorted(d)) for order, d in days.items()}
+
+    def _forget_fresh(self) -> None:
+        """Drop the rows a previous batch left in memory (its `compute_days` never ran)."""
+        if self._fresh is not None:
+            self._fresh.valid.unpersist()
+            self._fresh = None
+
+    def _size_shuffles(self, sources: Sequence[Source]) -> None:
+        """Shuffle partitions from the batch's raw size; adaptive execution merges small ones."""
+        size = sum(
+            info.size
+            for source in sources
+            for info in self.storage.list(source.key)
+            if info.key == source.key
+        )
+        parallelism = self.spark.sparkContext.defaultParallelism
+        partitions = max(parallelism, -(-size // _BYTES_PER_SHUFFLE_PARTITION))
+        self.spark.conf.set("spark.sql.shuffle.partitions", str(partitions))
 
     def _stream_context(self, batch: StreamBatch) -> RuleContext:
         references = {
@@ -275,7 +338,7 @@ class SparkEngine:
     def _read_parquet(self, keys: Sequence[str]) -> DataFrame:
         return self.spark.read.parquet(*(spark_path(self.storage.uri(k)) for k in keys))
 
-    def _day_files(self, day: date, exclude: Sequence[str] | set[str]) -> list[str]:
+    def _day_files(self, day: date, exclude: Collection[str]) -> list[str]:
         prefix = layout.validated_day_prefix(day)
         return [
             info.key
