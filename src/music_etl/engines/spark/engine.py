@@ -159,6 +159,9 @@ class SparkEngine:
         """
         exclude = fresh.sids if fresh is not None else frozenset()
         keys = [k for day in days for k in self._day_files(day, exclude=exclude)]
+        if keys and fresh is None:
+            # Whole day folders: one listing each, every file of the day is wanted.
+            keys = sorted({key.rsplit("/", 1)[0] + "/" for key in keys})
         parts = []
         if keys:
             parts.append(self._read_parquet(keys).select(*_DAY_ROW_COLUMNS))
