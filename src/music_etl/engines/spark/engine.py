@@ -166,7 +166,9 @@ class SparkEngine:
         if keys:
             parts.append(self._read_parquet(keys).select(*_DAY_ROW_COLUMNS))
         if fresh is not None:
-            in_days = F.to_date("listen_time").isin(list(days))
+            # Dates as ISO text: PySpark's date literals break before year 1000 (`%Y`).
+            wanted = [F.to_date(F.lit(day.isoformat())) for day in days]
+            in_days = F.to_date("listen_time").isin(wanted)
             parts.append(fresh.valid.where(in_days).select(*_DAY_ROW_COLUMNS))
         if not parts:
             return None, False
