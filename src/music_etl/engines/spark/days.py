@@ -7,7 +7,7 @@ so they are written from the driver, one Parquet file per (table, day).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import date
 from operator import itemgetter
@@ -64,15 +64,21 @@ def persisted(frame: DataFrame) -> Iterator[DataFrame]:
         cached.unpersist()
 
 
-def day_tables(streams: DataFrame, songs: DataFrame) -> dict[str, DayTable]:
-    """The three output tables of the valid rows `streams`, collected to the driver."""
+def day_tables(streams: DataFrame, songs: DataFrame, *, cache: bool) -> dict[str, DayTable]:
+    """The three output tables of the valid rows `streams`, collected to the driver.
+
+    The plays (narrow: no names) feed two aggregations: cached when `cache` says
+    `streams` would otherwise be read twice from the lake, not when they are in memory.
+    The KPIs (days x genres rows) feed their table and the genre ranking: cached.
+    """
+    joined = transform.plays(streams, songs)
     with (
-        persisted(transform.plays(streams, songs)) as joined,
+        persisted(joined) if cache else nullcontext(joined) as joined,
         persisted(transform.kpis(joined)) as kpis,
     ):
         frames = {
             "daily_genre_kpis": kpis,
-            "top_songs": transform.top_songs(joined),
+            "top_songs": transform.top_songs(joined, songs),
             "top_genres": transform.top_genres(kpis),
         }
         return {name: DayTable.collect(name, frame) for name, frame in frames.items()}

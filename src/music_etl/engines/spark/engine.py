@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime
+from functools import reduce
 from typing import Any
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -39,13 +41,28 @@ from music_etl.logic.contract import (
 from music_etl.logic.rules import FirstOccurrence
 from music_etl.logic.serving_model import DayResults
 
-#: A chunk of days' valid rows and the songs they join; None when the days have no rows.
-DayRows = tuple[DataFrame, DataFrame] | None
+#: A chunk of days' valid rows, the songs they join and whether any rows came from the lake
+#: (then the plays are cached: read twice otherwise); None when the days have no rows.
+DayRows = tuple[DataFrame, DataFrame, bool] | None
 #: Columns of a validated stream file: `listen_date` is its partition folder.
 _VALID_FILE_COLUMNS = tuple(c for c in VALID_STREAM_COLUMNS if c != "listen_date")
 _REASON_FOLDER = "_reason_folder"
+#: Raw CSV bytes per shuffle partition (a partition's shuffled rows are a fraction of them).
+_BYTES_PER_SHUFFLE_PARTITION = 256 * 1024 * 1024
+#: What `compute_days` needs of a valid stream row.
+_DAY_ROW_COLUMNS = ("user_id", "track_id", "listen_time")
 #: What Hadoop says when no file system serves a scheme (or its class is not on the classpath).
 _NO_FILESYSTEM = ("UnsupportedFileSystemException", "ClassNotFoundException")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Fresh:
+    """The valid rows of the last validated batch, cached, until `compute_days` uses them."""
+
+    valid: DataFrame
+    """Typed valid rows (`user_id, track_id, listen_time`, line, file order)."""
+    sids: frozenset[str]
+    """Sources whose valid-row files are exactly `valid`'s rows (the files that loaded)."""
 
 
 class SparkJobFailed(Retryable):
@@ -64,6 +81,10 @@ class SparkEngine:
         self._session = spark
         self._aws_endpoint = aws_endpoint
         self._lake_reachable = False
+        self._fresh: Fresh | None = None
+        """The last batch's valid rows, until `compute_days` takes them."""
+        self._computing: Fresh | None = None
+        """What `compute_days` took from `_fresh` while it runs."""
 
     @property
     def spark(self) -> SparkSession:
@@ -83,13 +104,25 @@ class SparkEngine:
 
     def validate_streams(self, batch: StreamBatch) -> list[Outcome]:
         """Validate the batch's files together; write every day file and bad record."""
+        self._forget_fresh()
         with self._job(f"validating {len(batch.sources)} stream file(s)"):
+            self._size_shuffles(batch.sources)
             return procedure.validate_streams(self, batch)
 
     def compute_days(self, days: Sequence[date]) -> DayResults:
-        """Recompute and write the output tables of `days` from all their valid rows."""
-        with self._job(f"computing {len(days)} day(s)"):
-            return procedure.compute_days(self, days)
+        """Recompute and write the output tables of `days` from all their valid rows.
+
+        The last batch's valid rows come from memory (`Fresh`); only other sources' day
+        files are read from the lake.
+        """
+        self._computing, self._fresh = self._fresh, None
+        try:
+            with self._job(f"computing {len(days)} day(s)"):
+                return procedure.compute_days(self, days)
+        finally:
+            if self._computing is not None:
+                self._computing.valid.unpersist()
+            self._computing = None
 
     # ------------------------------------------------------------------ stream primitives
 
@@ -159,8 +192,15 @@ class SparkEngine:
         seen: DataFrame | None,
         failed: Collection[int],
     ) -> dict[int, tuple[str, ...]]:
-        """One file per (source, listen date), rows in line order."""
-        return self._write_valid(sources, valid_rows(frames.pop(), STREAMS))
+        """One file per (source, listen date), rows in line order.
+
+        The rows stay cached (narrow: the typed columns) for `compute_days`; the write
+        fills the cache.
+        """
+        valid = valid_rows(frames.pop(), STREAMS).persist()
+        days = self._write_valid(sources, valid)
+        self._fresh = Fresh(valid=valid, sids=frozenset(sources[order].sid for order in days))
+        return days
 
     def write_snapshot(
         self, contract: DatasetContract, frame: DataFrame, key: str, *, empty: bool
@@ -172,18 +212,42 @@ class SparkEngine:
 
     def day_inputs(self, days: Sequence[date]) -> Iterator[tuple[Sequence[date], DayRows]]:
         """All `days` at once: the cluster sizes the work, not the driver."""
-        keys = [info.key for day in days for info in day_files(self.storage, day)]
-        if not keys:
+        streams, stored = self._day_rows(days, self._computing)
+        if streams is None:
             yield days, None
             return
-        # Whole day folders: one listing each, every file of the day is wanted.
-        folders = sorted({key.rsplit("/", 1)[0] + "/" for key in keys})
         songs = self._read_parquet([layout.validated_dimension_key(SONGS.name)])
-        yield days, (self._read_parquet(folders), songs)
+        yield days, (streams, songs, stored)
 
     def day_tables(self, rows: DayRows) -> dict[str, DayTable]:
         """KPIs and rankings of the days' rows, collected to the driver."""
-        return {} if rows is None else day_tables(*rows)
+        if rows is None:
+            return {}
+        streams, songs, stored = rows
+        return day_tables(streams, songs, cache=stored)
+
+    def _day_rows(self, days: Sequence[date], fresh: Fresh | None) -> tuple[DataFrame | None, bool]:
+        """The valid rows of `days`: the last batch's from memory, the others' from the lake.
+
+        Returns the rows (None when there are none) and whether any were read from the lake.
+        """
+        exclude = fresh.sids if fresh is not None else frozenset()
+        stored = {day: day_files(self.storage, day, exclude) for day in days}
+        keys = [info.key for files in stored.values() for info in files]
+        if keys and fresh is None:
+            # Whole day folders: one listing each, every file of the day is wanted.
+            keys = [layout.validated_day_prefix(day) for day, files in stored.items() if files]
+        parts = []
+        if keys:
+            parts.append(self._read_parquet(keys).select(*_DAY_ROW_COLUMNS))
+        if fresh is not None:
+            # Dates as ISO text: PySpark's date literals break before year 1000 (`%Y`).
+            wanted = [F.to_date(F.lit(day.isoformat())) for day in days]
+            in_days = F.to_date("listen_time").isin(wanted)
+            parts.append(fresh.valid.where(in_days).select(*_DAY_ROW_COLUMNS))
+        if not parts:
+            return None, False
+        return reduce(DataFrame.union, parts), bool(keys)
 
     def write_tables(self, days: Sequence[date], tables: Mapping[str, DayTable]) -> None:
         """One file per (table, day), written from the driver."""
@@ -194,6 +258,24 @@ class SparkEngine:
         return table.served()
 
     # ------------------------------------------------------------------ streams
+
+    def _forget_fresh(self) -> None:
+        """Drop the rows a previous batch left in memory (its `compute_days` never ran)."""
+        if self._fresh is not None:
+            self._fresh.valid.unpersist()
+            self._fresh = None
+
+    def _size_shuffles(self, sources: Sequence[Source]) -> None:
+        """Shuffle partitions from the batch's raw size; adaptive execution merges small ones."""
+        size = sum(
+            info.size
+            for source in sources
+            for info in self.storage.list(source.key)
+            if info.key == source.key
+        )
+        parallelism = self.spark.sparkContext.defaultParallelism
+        partitions = max(parallelism, -(-size // _BYTES_PER_SHUFFLE_PARTITION))
+        self.spark.conf.set("spark.sql.shuffle.partitions", str(partitions))
 
     def _write_valid(
         self, sources: Sequence[Source], valid: DataFrame

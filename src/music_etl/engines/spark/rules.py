@@ -7,13 +7,13 @@ time parser only ever sees text of the exact accepted shape.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import reduce
 from typing import assert_never
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F  # noqa: N812 - the conventional alias
 
 from music_etl.engines.outcomes import LINE, ORDER, REASON
@@ -37,6 +37,9 @@ _TS_FORMAT = "yyyy-MM-dd HH:mm:ss"
 _SEEN = "_seen_before"
 _SEEN_BEFORE_BATCH = "_seen_before_batch"
 _KEY = "_reference_key"
+_TEXT_PREFIX = "_text_"
+_FIRST = "_first_position"
+_REPEATS = "_repeats"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,13 +73,20 @@ def java_pattern(pattern: str) -> str:
 
 
 def trimmed(name: str) -> Column:
-    """The raw column trimmed of spaces and tabs; empty becomes null."""
-    value = F.btrim(F.col(name), F.lit(TRIM_CHARS))
-    return F.when(value == "", F.lit(None).cast("string")).otherwise(value).alias(name)
+    """The raw column trimmed of spaces and tabs (empty stays empty: see `with_parsed`)."""
+    return F.btrim(F.col(name), F.lit(TRIM_CHARS)).alias(name)
+
+
+def text_column(name: str) -> str:
+    """The working column holding `name` trimmed, as text, empty as null."""
+    return f"{_TEXT_PREFIX}{name}"
 
 
 def parsed(name: str, kind: Kind) -> Column:
-    """The trimmed column parsed to `kind`; null where it does not parse."""
+    """The trimmed (not yet nulled) text column `name` parsed to `kind`; null where it fails.
+
+    An empty text matches neither pattern, so it parses to null without a test of its own.
+    """
     column = F.col(name)
     if kind is Kind.INT64:
         # The pattern admits digits only; try_cast is null past INT64_MAX, the range rule.
@@ -87,7 +97,31 @@ def parsed(name: str, kind: Kind) -> Column:
         text = F.concat(F.substring(column, 1, 10), F.lit(" "), F.substring(column, 12, 8))
         # The strict resolver of the Java time parser refuses 30 February and friends.
         return F.when(shaped, F.try_to_timestamp(text, F.lit(_TS_FORMAT)))
-    return column
+    return F.when(column != "", column)
+
+
+def with_parsed(frame: DataFrame, columns: Mapping[str, Kind], kept: Sequence[str]) -> DataFrame:
+    """Each field parsed once: `kept` columns typed, and their texts for the null rule.
+
+    `frame` holds the trimmed texts under the columns' names. One projection reads each
+    text once; rules then only compare columns, so no regex or parse runs twice.
+    Spark does not merge this projection into the next one, because the parsed values
+    are used several times and are not cheap to recompute.
+    """
+    nulled = [F.when(F.col(c) != "", F.col(c)).alias(text_column(c)) for c in columns]
+    kinds = {c: columns.get(c, Kind.STRING) for c in kept}
+    typed = [parsed(c, kind).alias(c) for c, kind in kinds.items()]
+    others = [c for c in frame.columns if c not in kinds]
+    return frame.select(*others, *nulled, *typed)
+
+
+def canonical(name: str, kind: Kind) -> Column:
+    """The text a typed value is written as: equal to the raw text for most rows."""
+    if kind is Kind.INT64:
+        return F.col(name).cast("string")
+    if kind is Kind.TIMESTAMP:
+        return F.date_format(F.col(name), _TS_FORMAT)
+    return F.col(name)
 
 
 def reference_flag(rule: InReference) -> str:
@@ -99,14 +133,14 @@ def passes(rule: Rule, types: Mapping[str, Kind], ctx: RuleContext) -> Column:
     """True where a row passes `rule` (first-occurrence rules are applied separately)."""
     match rule:
         case NotNull(columns=columns):
-            return reduce(lambda a, b: a & b, (F.col(c).isNotNull() for c in columns))
+            return reduce(lambda a, b: a & b, (F.col(text_column(c)).isNotNull() for c in columns))
         case ParseInt64(column=column) | ParseTimestamp(column=column):
-            return parsed(column, types[column]).isNotNull()
+            return F.col(column).isNotNull()
         case NotAfterClock(column=column, slack=slack):
             assert ctx.clock is not None, "a NotAfterClock rule needs the processing clock"
             # An aware datetime: PySpark would read a naive one in the driver's local zone.
             limit = (ctx.clock + slack).replace(tzinfo=UTC)
-            return parsed(column, types[column]) <= F.lit(limit)
+            return F.col(column) <= F.lit(limit)
         case InReference():
             return F.coalesce(F.col(reference_flag(rule)), boolean(value=False))
         case FirstOccurrence():
@@ -128,8 +162,9 @@ def with_reference_flags(
             .distinct()
             .withColumn(reference_flag(rule), boolean(value=True))
         )
-        value = parsed(rule.column, contract.columns[rule.column])
-        frame = frame.join(F.broadcast(keys), value == keys[_KEY], "left").drop(_KEY)
+        # The parsed value: `with_parsed` ran before.
+        frame = frame.join(F.broadcast(keys), F.col(rule.column) == keys[_KEY], "left")
+        frame = frame.drop(_KEY)
     return frame
 
 
@@ -147,12 +182,26 @@ def apply_first_occurrence(
 ) -> DataFrame:
     """Mark later repeats of `rule.key` among still-valid rows, and keys in `seen`.
 
-    The first row in file order, then line order, wins.
+    The first row in file order, then line order, wins. Found by aggregation, not a
+    window: the keys that occur more than once with their first position (a small
+    frame, checkpointed so the big one is never sorted) are joined back.
     """
     key = list(rule.key)
     valid = F.col(REASON).isNull()
-    first = Window.partitionBy(valid, *key).orderBy(ORDER, LINE)
-    frame = frame.withColumn(_SEEN, F.row_number().over(first) > 1)
+    position = F.struct(F.col(ORDER), F.col(LINE))
+    repeats = (
+        frame.where(valid)
+        .groupBy(*key)
+        .agg(F.min(position).alias(_FIRST), F.count(F.lit(1)).alias(_REPEATS))
+        .where(F.col(_REPEATS) > 1)
+        .select(*(F.col(c).alias(_key_name(c)) for c in key), _FIRST)
+        .localCheckpoint(eager=True)
+    )
+    # Null-safe: a window's partition would group null keys together too.
+    same = reduce(lambda a, b: a & b, (frame[c].eqNullSafe(repeats[_key_name(c)]) for c in key))
+    frame = frame.join(repeats, same, "left").drop(*(_key_name(c) for c in key))
+    later = valid & F.col(_FIRST).isNotNull() & (position != F.col(_FIRST))
+    frame = frame.withColumn(_SEEN, later).drop(_FIRST)
     if seen is not None:
         known = seen.select(*key).distinct().withColumn(_SEEN_BEFORE_BATCH, boolean(value=True))
         frame = frame.join(known, on=key, how="left")
@@ -160,3 +209,7 @@ def apply_first_occurrence(
         frame = frame.withColumn(_SEEN, F.col(_SEEN) | earlier).drop(_SEEN_BEFORE_BATCH)
     reason = F.when(valid & F.col(_SEEN), F.lit(rule.reason)).otherwise(F.col(REASON))
     return frame.withColumn(REASON, reason).drop(_SEEN)
+
+
+def _key_name(column: str) -> str:
+    return f"_repeated_{column}"

@@ -43,6 +43,9 @@ ENGINE_CONF = {
     # the driver rather than with a Spark job of one task per path (Spark's default
     # from 32 paths), which costs more than it saves for a few hundred objects.
     "spark.sql.sources.parallelPartitionDiscovery.threshold": "1024",
+    # Adaptive execution: small shuffles merged, small join sides broadcast at run time
+    # (the engine sizes `spark.sql.shuffle.partitions` to each batch's input).
+    "spark.sql.adaptive.enabled": "true",
 }
 
 #: Only when no master is configured (plain `python`): a local session on this machine.

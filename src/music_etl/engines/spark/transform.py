@@ -19,16 +19,21 @@ from music_etl.logic.contract import (
 
 
 def plays(streams: DataFrame, songs: DataFrame) -> DataFrame:
-    """Each valid listen once per genre of its track, with the track's duration."""
-    catalogue = songs.select(
-        "track_id",
-        F.col("track_genre").alias("genre"),
-        "duration_ms",
-        "track_name",
-        "artists",
-    )
+    """Each valid listen once per genre of its track, with the track's duration.
+
+    Names stay out (`names` adds them to the few ranked rows): narrower rows to aggregate.
+    """
+    catalogue = songs.select("track_id", F.col("track_genre").alias("genre"), "duration_ms")
     listens = streams.select(F.to_date("listen_time").alias("date"), "user_id", "track_id")
     return listens.join(F.broadcast(catalogue), on="track_id", how="inner")
+
+
+def names(ranked: DataFrame, songs: DataFrame) -> DataFrame:
+    """`ranked` with each track's name and artists, from its (track, genre) song row."""
+    catalogue = songs.select(
+        "track_id", F.col("track_genre").alias("genre"), "track_name", "artists"
+    )
+    return ranked.join(F.broadcast(catalogue), on=["track_id", "genre"], how="left")
 
 
 def metric_expr(metric: Metric) -> Column:
@@ -61,14 +66,12 @@ def top_n(frame: DataFrame, spec: TopN) -> DataFrame:
     return ranked.where(F.col("rank") <= spec.n)
 
 
-def top_songs(joined: DataFrame) -> DataFrame:
+def top_songs(joined: DataFrame, songs: DataFrame) -> DataFrame:
     """`top_songs`: the most played tracks per (date, genre)."""
     counted = joined.groupBy(*TOP_SONGS.partition, "track_id").agg(
         F.count(F.lit(1)).cast("long").alias("play_count"),
-        F.first("track_name").alias("track_name"),
-        F.first("artists").alias("artists"),
     )
-    return top_n(counted, TOP_SONGS).select(*TOP_SONGS_COLUMNS)
+    return names(top_n(counted, TOP_SONGS), songs).select(*TOP_SONGS_COLUMNS)
 
 
 def top_genres(daily_kpis: DataFrame) -> DataFrame:
