@@ -74,20 +74,22 @@ def test_a_file_still_growing_waits_and_is_then_taken_whole(lake: Lake) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(HEADER + rows(0, 100))
     stop = threading.Event()
+    written = [100]
 
     def slow_writer() -> None:
-        for chunk in range(1, 12):
-            if stop.is_set():
-                return
+        # Until the run has finished (however slowly a loaded machine starts it): the
+        # file never stays unchanged for the settle time while the run looks at it.
+        while not stop.wait(0.2) and written[0] < 100_000:
             with path.open("a") as handle:
-                handle.write(rows(chunk * 100, 100))
-            time.sleep(0.25)
+                handle.write(rows(written[0], 100))
+            written[0] += 100
 
     writer = threading.Thread(target=slow_writer)
     writer.start()
     try:
         during = cli(lake, "run", settle="1")
     finally:
+        stop.set()
         writer.join()
     assert during.returncode == 0, during.stderr
     assert "waiting:" in during.stdout and "slow.csv" in during.stdout
@@ -96,8 +98,8 @@ def test_a_file_still_growing_waits_and_is_then_taken_whole(lake: Lake) -> None:
     time.sleep(1.1)
     after = cli(lake, "run", settle="1")
     assert after.returncode == 0, after.stderr
-    assert loaded_rows(lake) == 1200
-    assert (lake.root / "archive/streams/slow.csv").read_text() == HEADER + rows(0, 1200)
+    assert loaded_rows(lake) == written[0]
+    assert (lake.root / "archive/streams/slow.csv").read_text() == HEADER + rows(0, written[0])
 
 
 @pytest.mark.parametrize("change", ["replaced", "appended"])
