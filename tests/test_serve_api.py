@@ -530,9 +530,11 @@ def test_serve_on_a_port_in_use_is_one_line_and_exit_2(sqlite_lake: Settings) ->
 BLOCK_SERVE = """
 import sys
 
+BLOCKED = set(sys.argv[2].split(","))
+
 class _NoServe:
     def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in {"starlette", "uvicorn"}:
+        if name.partition(".")[0] in BLOCKED:
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
         return None
 
@@ -543,9 +545,12 @@ main()
 """
 
 
-def test_serve_without_the_extra_says_how_to_install_it(sqlite_lake: Settings) -> None:
+@pytest.mark.parametrize("blocked", ["starlette,uvicorn", "orjson"])
+def test_serve_without_the_extra_says_how_to_install_it(
+    sqlite_lake: Settings, blocked: str
+) -> None:
     done = subprocess.run(
-        [sys.executable, "-c", BLOCK_SERVE, sqlite_lake.lake],
+        [sys.executable, "-c", BLOCK_SERVE, sqlite_lake.lake, blocked],
         capture_output=True,
         text=True,
         timeout=60,
