@@ -17,7 +17,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from starlette.testclient import TestClient
 from aws.helpers import NOW, SAMPLE, AwsLake, client, generate_sample
 from moto_fixtures import moto_endpoint, set_aws_env
 from music_etl.adapters.ledger import Ledger, open_ledger
+from music_etl.adapters.ledger.base import DONE, RunRecord, RunStatus, new_owner
 from music_etl.adapters.serving import ServingStore, open_serving
 from music_etl.adapters.storage.local import LocalStorage
 from music_etl.errors import ConfigError
@@ -345,6 +346,74 @@ def test_an_answer_asked_again_is_not_read_again_until_the_store_changes(tmp_pat
         writer.replace_days(["2024-06-01"], {TOP_GENRES_PER_DAY: [{**day, "listen_count": 4}]})
         after = api.get(f"{PREFIX}/days/2024-06-01")
         assert after.json()["top_genres"][0]["listen_count"] == 4
+
+
+class _CountingLedger:
+    """A ledger that counts reads of its records and runs."""
+
+    def __init__(self, inner: Ledger) -> None:
+        self.inner = inner
+        self.reads = 0
+
+    def __getattr__(self, name: str) -> Any:
+        if name in {"records", "runs", "get"}:
+            self.reads += 1
+        return getattr(self.inner, name)
+
+
+def _done(ledger: Ledger, key: str) -> None:
+    owner = new_owner()
+    assert ledger.claim(key, "h", owner, 60)
+    record = ledger.get(key)
+    assert record is not None
+    ledger.save(replace(record, status=DONE, rows_in=3, rows_valid=2, rows_bad=1))
+
+
+@pytest.mark.parametrize("path", ["/quality", "/files", "/runs?limit=5"])
+def test_a_ledger_answer_is_kept_until_a_new_record_changes_it_and_its_etag(
+    tmp_path: Path, path: str
+) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    writer = open_ledger(url)
+    _done(writer, "raw/streams/a.csv")
+    counting = _CountingLedger(open_ledger(url, read_only=True))
+    serving = open_serving(f"sqlite:///{tmp_path / 'serving.sqlite'}")
+    with TestClient(create_app(Sources(serving=serving, ledger=counting))) as api:
+        first = api.get(PREFIX + path)
+        counting.reads = 0
+        again = api.get(PREFIX + path)
+        assert (again.status_code, again.content) == (200, first.content)
+        assert again.headers["etag"] == first.headers["etag"]
+        fresh = api.get(PREFIX + path, headers={"If-None-Match": first.headers["etag"]})
+        assert fresh.status_code == 304
+        assert counting.reads == 0
+        _done(writer, "raw/streams/b.csv")
+        writer.add_run(RunRecord(
+            run_id="r2", started="2024-06-02T00:00:00Z", finished="2024-06-02T00:00:09Z",
+            files=1, rows_in=3, rows_valid=2, rows_bad=1, days=1, status=RunStatus.OK,
+        ))  # fmt: skip
+        after = api.get(PREFIX + path, headers={"If-None-Match": first.headers["etag"]})
+        assert after.status_code == 200
+        assert after.content != first.content
+        assert after.headers["etag"] != first.headers["etag"]
+        assert counting.reads > 0
+
+
+def test_quality_kept_yesterday_is_not_served_today(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    _done(open_ledger(url), "raw/streams/a.csv")  # changed today: in the default range
+    serving = open_serving(f"sqlite:///{tmp_path / 'serving.sqlite'}")
+    with TestClient(create_app(Sources(serving=serving, ledger=open_ledger(url)))) as api:
+        first = api.get(PREFIX + "/quality")
+        assert len(first.json()["by_file"]) == 1
+        later = date.today() + timedelta(days=400)
+        monkeypatch.setattr(serve_app, "today", lambda: later)
+        after = api.get(PREFIX + "/quality", headers={"If-None-Match": first.headers["etag"]})
+        assert after.status_code == 200
+        assert after.json()["to"] == later.isoformat()
+        assert after.json()["by_file"] == []
 
 
 def test_a_kept_answer_leaves_the_event_loop_only_when_the_store_moved(

@@ -9,7 +9,6 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import sqlite3
 from collections.abc import Callable
@@ -42,6 +41,8 @@ log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 _NO_STORE = {"Cache-Control": "no-store"}
+#: Bytes of ledger answers kept (`/files` of two years of daily files is about 400 KB).
+LEDGER_MAX_BYTES = 16 * 2**20
 
 
 def create_app(source: Settings | Sources) -> Starlette:
@@ -86,6 +87,7 @@ class _ServedBy:
     def __init__(self, sources: Sources) -> None:
         self.sources = sources
         self.bodies = BodyCache()
+        self.ledger_bodies = BodyCache(max_bytes=LEDGER_MAX_BYTES)
 
     def serving(self, build: Callable[[ServingStore, Request], Any]) -> Callable[..., Any]:
         """An endpoint over the serving store: the ETag comes before any item is read.
@@ -123,13 +125,25 @@ class _ServedBy:
         return endpoint
 
     def ledger(self, build: Callable[[Ledger, Request], Any]) -> Callable[..., Response]:
-        """An endpoint over the ledger: the ETag is the body's hash."""
-        sources = self.sources
+        """An endpoint over the ledger: kept, and tagged, per ledger version and UTC day.
+
+        `Ledger.version()` moves when any record, run or lock is written (SQLite at once,
+        DynamoDB every `VERSION_SECONDS`); the UTC day is part of it because `/quality`'s
+        default range ends today. So an answer is built from the ledger's records once
+        per version, not on every request (docs/api.md, "Caching").
+        """
+        sources, bodies = self.sources, self.ledger_bodies
 
         def endpoint(request: Request) -> Response:
-            body = sources.call(lambda: build(sources.ledger, request))
-            tag = _etag(_dumps(body))
-            return _not_modified(tag) if _fresh(request, tag) else _json(body, tag)
+            version = f"{sources.call(sources.ledger.version)} {today().isoformat()}"
+            tag = _tag(request, version)
+            if _fresh(request, tag):
+                return _not_modified(tag)
+            body = bodies.get(version, tag)
+            if body is None:
+                body = _encode(sources.call(lambda: build(sources.ledger, request)))
+                bodies.put(version, tag, body)
+            return _json_bytes(body, tag)
 
         return endpoint
 
@@ -188,17 +202,13 @@ def _index(_request: Request) -> Response:
     return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
 
 
-def _dumps(body: Any) -> str:
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
 def _encode(body: Any) -> bytes:
     """`body` as compact UTF-8 JSON (orjson: ~30 µs for a day's 60 KB, `json` ~540 µs)."""
     return orjson.dumps(body)
 
 
 def _tag(request: Request, version: str) -> str:
-    """The ETag of a serving answer: the store's version, the path and the query."""
+    """The ETag of an answer: the store's (or ledger's) version, the path and the query."""
     return _etag(f"{version} {request.url.path}?{request.url.query}")
 
 
@@ -223,10 +233,6 @@ def _not_modified(tag: str) -> Response:
 
 def _json_bytes(body: bytes, tag: str) -> Response:
     return Response(body, media_type="application/json", headers=_headers(tag))
-
-
-def _json(body: Any, tag: str) -> Response:
-    return JSONResponse(body, headers=_headers(tag))
 
 
 def _error(error: ApiError) -> Response:
