@@ -435,7 +435,8 @@ def section(
         "doing; latency is not: with 50 clients and no think time, p50 is about 50 / "
         "(requests/s) (Little's law), so it moves with the share of a core the server gets.",
         "",
-        "The server keeps each encoded serving answer until the store's version moves "
+        "The server keeps each encoded answer until the serving store's (or, for "
+        "`/quality` and `/runs`, the ledger's) version moves "
         '(docs/api.md, "Caching"): after the warm-up the rows without *never kept* are '
         "answered from memory, as a dashboard's users asking for the same recent days are. "
         "*never kept* rows add a query parameter of their own to every request, so each one "
