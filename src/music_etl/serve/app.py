@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,7 @@ from music_etl.serve.errors import BAD_PARAMETER, NOT_FOUND, STORE_ERROR, UNAVAI
 from music_etl.serve.openapi import PREFIX, openapi_document
 from music_etl.serve.params import day_range, parse_day, parse_limit, today
 from music_etl.serve.sources import Sources, open_sources
+from music_etl.serve.warm import Warmer
 from music_etl.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -45,11 +48,27 @@ _NO_STORE = {"Cache-Control": "no-store"}
 LEDGER_MAX_BYTES = 16 * 2**20
 
 
-def create_app(source: Settings | Sources) -> Starlette:
-    """The API over `source`: settings (opened read-only here) or already opened sources."""
+def create_app(source: Settings | Sources, *, warm: bool = True) -> Starlette:
+    """The API over `source`: settings (opened read-only here) or already opened sources.
+
+    With `warm`, a background thread precomputes the single-day answers of each serving
+    store version while the app runs (from its startup to its shutdown; `serve/warm.py`).
+    """
     sources = source if isinstance(source, Sources) else open_sources(source)
+    served = _ServedBy(sources)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        if warm:
+            served.warmer.start()
+        try:
+            yield
+        finally:
+            served.warmer.stop()
+
     return Starlette(
-        routes=_routes(sources),
+        routes=_routes(served),
+        lifespan=lifespan,
         exception_handlers={
             ApiError: _api_error,
             HTTPException: _http_error,
@@ -60,8 +79,7 @@ def create_app(source: Settings | Sources) -> Starlette:
     )
 
 
-def _routes(sources: Sources) -> list[BaseRoute]:
-    served = _ServedBy(sources)
+def _routes(served: _ServedBy) -> list[BaseRoute]:
     api = {
         "/days": served.serving(lambda store, _r: serving_views.days(store)),
         "/days/{day}": served.serving(_one_day),
@@ -71,7 +89,7 @@ def _routes(sources: Sources) -> list[BaseRoute]:
         "/quality": served.ledger(_quality),
         "/runs": served.ledger(_runs),
         "/files": served.ledger(_files),
-        "/health": _health,
+        "/health": served.health,
         "/openapi.json": _openapi,
     }
     return [
@@ -88,6 +106,17 @@ class _ServedBy:
         self.sources = sources
         self.bodies = BodyCache()
         self.ledger_bodies = BodyCache(max_bytes=LEDGER_MAX_BYTES)
+        self.warmer = Warmer(sources, self.bodies, _path_tag, PREFIX)
+
+    def health(self, _request: Request) -> Response:
+        """`/health`: up, the version, and how far the warm-up of the day answers has come."""
+        warm = self.warmer.status()
+        current = self.sources.quick_version()  # None on DynamoDB: no network call here
+        if current is not None and current != warm.version:
+            self.warmer.notice(current)  # a load landed: not warm for it (yet)
+            warm = replace(warm, days=0, done=False)
+        body = {"status": "ok", "version": __version__, "warm": warm.health()}
+        return JSONResponse(body, headers=_NO_STORE)
 
     def serving(self, build: Callable[[ServingStore, Request], Any]) -> Callable[..., Any]:
         """An endpoint over the serving store: the ETag comes before any item is read.
@@ -97,7 +126,7 @@ class _ServedBy:
         answer (or a 304) is sent from the event loop when the version is a quick local
         read; anything else runs in the thread pool.
         """
-        sources, bodies = self.sources, self.bodies
+        sources, bodies, warmer = self.sources, self.bodies, self.warmer
 
         def kept(request: Request, version: str) -> Response | None:
             """A 304 or the kept answer, without reading an item; None when not kept."""
@@ -110,12 +139,14 @@ class _ServedBy:
         def slow(request: Request) -> Response:
             """In a worker thread: the version, then the kept answer or a fresh read."""
             version = sources.call(sources.serving.version)
+            warmer.notice(version)
             found = kept(request, version)
             if found is not None:
                 return found
             body = _encode(sources.call(lambda: build(sources.serving, request)))
-            bodies.put(version, tag := _tag(request, version), body)
-            return _json_bytes(body, tag)
+            if sources.call(sources.serving.version) == version:  # else read across a load
+                bodies.put(version, _tag(request, version), body)
+            return _json_bytes(body, _tag(request, version))
 
         async def endpoint(request: Request) -> Response:
             version = sources.quick_version()
@@ -190,10 +221,6 @@ def _default_end(store: ServingStore, request: Request) -> Any:
     return serving_views.latest_day(store)
 
 
-def _health(_request: Request) -> Response:
-    return JSONResponse({"status": "ok", "version": __version__}, headers=_NO_STORE)
-
-
 def _openapi(_request: Request) -> Response:
     return JSONResponse(openapi_document(__version__))
 
@@ -209,7 +236,12 @@ def _encode(body: Any) -> bytes:
 
 def _tag(request: Request, version: str) -> str:
     """The ETag of an answer: the store's (or ledger's) version, the path and the query."""
-    return _etag(f"{version} {request.url.path}?{request.url.query}")
+    return _path_tag(version, request.url.path, request.url.query)
+
+
+def _path_tag(version: str, path: str, query: str = "") -> str:
+    """The ETag of the answer to `path?query` under `version` (the warm-up's too)."""
+    return _etag(f"{version} {path}?{query}")
 
 
 def _etag(seed: str) -> str:

@@ -123,3 +123,12 @@ def _rank(song: dict[str, Any]) -> int:
 
 def _flagged(store: ServingStore, day: str) -> int:
     return store.flagged_days().get(day, 0) if isinstance(store, SkipsBadItems) else 0
+
+
+def top_songs_of(day_answer: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each genre's `top_songs` answer, cut from its day's `one_day` answer (no read)."""
+    day = day_answer["date"]
+    return {
+        row["genre"]: {"date": day, "genre": row["genre"], "songs": row["songs"]}
+        for row in day_answer["top_songs"]
+    }
