@@ -14,6 +14,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -216,7 +217,8 @@ def _summed(parts: Any) -> dict[str, int]:
 
 
 def test_health(served: Served) -> None:
-    assert served.json("/health") == {"status": "ok", "version": "0.1.0"}
+    health = served.json("/health")  # the test client runs no startup: no warm-up here
+    assert health == {"status": "ok", "version": "0.1.0", "warm": {"days": 0, "done": False}}
 
 
 # --------------------------------------------------------------------------- errors
@@ -277,7 +279,8 @@ def test_a_post_is_refused_with_a_json_error(served: Served) -> None:
 def test_etag_then_304_without_reading_items(served: Served) -> None:
     latest = served.json("/days")["latest"]
     counting = _Counting(served.serving)
-    with TestClient(create_app(Sources(serving=counting, ledger=served.ledger))) as api:
+    sources = Sources(serving=counting, ledger=served.ledger)
+    with TestClient(create_app(sources, warm=False)) as api:
         first = api.get(f"{PREFIX}/days/{latest}")
         tag = first.headers["etag"]
         assert tag.startswith('W/"')
@@ -331,7 +334,7 @@ def test_an_answer_asked_again_is_not_read_again_until_the_store_changes(tmp_pat
     writer.replace_days(["2024-06-01"], {TOP_GENRES_PER_DAY: [day]})
     counting = _Counting(open_serving(url, read_only=True))
     ledger = open_ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
-    with TestClient(create_app(Sources(serving=counting, ledger=ledger))) as api:
+    with TestClient(create_app(Sources(serving=counting, ledger=ledger), warm=False)) as api:
         first = api.get(f"{PREFIX}/days/2024-06-01")
         counting.reads = 0
         again = api.get(f"{PREFIX}/days/2024-06-01")
@@ -435,7 +438,7 @@ def test_a_kept_answer_leaves_the_event_loop_only_when_the_store_moved(
 
     monkeypatch.setattr(serve_app, "run_in_threadpool", counted)
     sources = open_sources(settings)
-    with TestClient(create_app(sources)) as api:
+    with TestClient(create_app(sources, warm=False)) as api:
         first = api.get(f"{PREFIX}/days/2024-06-01")
         assert len(pooled) == 1  # read in a worker thread
         again = api.get(f"{PREFIX}/days/2024-06-01")
@@ -469,6 +472,130 @@ def test_the_body_cache_keeps_the_newest_within_its_bytes_and_one_version() -> N
     bodies.put("v1", "c", b"old")  # read before the load: neither kept nor emptying v2's
     assert (bodies.get("v2", "a"), bodies.get("v2", "c")) == (b"new", None)
     assert bodies.get("v1", "c") is None
+
+
+# --------------------------------------------------------------------------- the warm-up
+
+WARM_DAYS = ["2024-06-01", "2024-06-02", "2024-06-03"]
+WARM_GENRES = ["pop", "Hip Hop"]
+
+
+def _warm_items(listen_count: int) -> dict[str, list[dict[str, Any]]]:
+    """Three days of two genres (one with a space) in the serving store's tables."""
+    kpis, songs, tops = [], [], []
+    for day in WARM_DAYS:
+        for rank, genre in enumerate(WARM_GENRES, start=1):
+            kpis.append({
+                "date": day, "genre": genre, "listen_count": listen_count,
+                "unique_listeners": 2, "total_listening_time": 600, "avg_listening_time": 300.0,
+            })  # fmt: skip
+            song = {"rank": 1, "track_id": f"t-{genre}", "track_name": "Song", "artists": "A"}
+            songs.append({"date": day, "genre": genre, "songs": [{**song, "play_count": 3}]})
+            tops.append({"date": day, "rank": rank, "genre": genre, "listen_count": listen_count})
+    return {DAILY_GENRE_KPIS: kpis, TOP_SONGS_PER_GENRE: songs, TOP_GENRES_PER_DAY: tops}
+
+
+def _warm_paths() -> list[str]:
+    days = [f"/days/{day}" for day in WARM_DAYS]
+    return days + [f"{d}/genres/{g}/top-songs" for d in days for g in WARM_GENRES]
+
+
+def _warm_lake(tmp_path: Path) -> tuple[ServingStore, str, Ledger]:
+    url = f"sqlite:///{tmp_path / 'serving.sqlite'}"
+    writer = open_serving(url)
+    writer.replace_days(WARM_DAYS, _warm_items(3))
+    return writer, url, open_ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+
+
+def _counting_sources(url: str, ledger: Ledger) -> tuple[_Counting, Sources]:
+    """Read-only sources over `url` that count item reads, locked and quick as `serve`'s."""
+    counting = _Counting(open_serving(url, read_only=True))
+    mutex = threading.Lock()
+    return counting, Sources(serving=counting, ledger=ledger, lock=lambda: mutex, quick=mutex)
+
+
+def _wait_warm(api: TestClient, days: int) -> None:
+    deadline = time.monotonic() + 20
+    while (warm := api.get(f"{PREFIX}/health").json()["warm"]) != {"days": days, "done": True}:
+        assert time.monotonic() < deadline, warm
+        time.sleep(0.02)
+
+
+def _cold(api: TestClient, path: str) -> bytes:
+    """The answer read from the store now: a query parameter of its own misses every kept one."""
+    answer = api.get(f"{PREFIX}{path}?cold={uuid.uuid4().hex}")
+    assert answer.status_code == 200, answer.text
+    return answer.content
+
+
+def test_after_start_every_day_is_answered_without_reading_the_store(tmp_path: Path) -> None:
+    _writer, url, ledger = _warm_lake(tmp_path)
+    counting, sources = _counting_sources(url, ledger)
+    with TestClient(create_app(sources)) as api:
+        _wait_warm(api, len(WARM_DAYS))
+        counting.reads = 0
+        answers = {path: api.get(PREFIX + path) for path in _warm_paths()}
+        assert counting.reads == 0  # all precomputed: no item read
+        assert {a.status_code for a in answers.values()} == {200}
+        for path, answer in answers.items():
+            assert answer.content == _cold(api, path)
+        assert answers["/days/2024-06-03/genres/Hip Hop/top-songs"].json()["genre"] == "Hip Hop"
+
+
+def test_a_new_version_is_never_served_old_answers_and_is_warmed_again(tmp_path: Path) -> None:
+    writer, url, ledger = _warm_lake(tmp_path)
+    counting, sources = _counting_sources(url, ledger)
+    with TestClient(create_app(sources)) as api:
+        _wait_warm(api, len(WARM_DAYS))
+        before = api.get(f"{PREFIX}/days/2024-06-02")
+        writer.replace_days(WARM_DAYS, _warm_items(4))
+        after = api.get(
+            f"{PREFIX}/days/2024-06-02", headers={"If-None-Match": before.headers["etag"]}
+        )
+        assert after.status_code == 200
+        assert after.json()["kpis"][0]["listen_count"] == 4
+        _wait_warm(api, len(WARM_DAYS))
+        counting.reads = 0
+        answers = {path: api.get(PREFIX + path) for path in _warm_paths()}
+        assert counting.reads == 0  # the new version's answers, warmed again
+        assert {a.json()["date"] for a in answers.values()} == set(WARM_DAYS)
+        assert answers["/days/2024-06-01"].json()["top_genres"][0]["listen_count"] == 4
+        for path, answer in answers.items():
+            assert answer.content == _cold(api, path)
+
+
+class _Gated(_Counting):
+    """A store whose warm-up thread stops before reading any day but the newest."""
+
+    def __init__(self, inner: ServingStore) -> None:
+        super().__init__(inner)
+        self.gate = threading.Event()
+        self.waiting = threading.Event()
+
+    def read(self, table: str, days: list[str], **kwargs: Any) -> Any:
+        self.reads += 1
+        if threading.current_thread().name == "serve-warm" and days != [WARM_DAYS[-1]]:
+            self.waiting.set()
+            assert self.gate.wait(20)
+        return self.inner.read(table, days, **kwargs)
+
+
+def test_a_request_during_the_warm_up_is_answered_from_the_store(tmp_path: Path) -> None:
+    _writer, url, ledger = _warm_lake(tmp_path)
+    gated = _Gated(open_serving(url, read_only=True))
+    with TestClient(create_app(Sources(serving=gated, ledger=ledger))) as api:
+        assert gated.waiting.wait(20)  # the newest day is warm; the warm-up waits at the next
+        assert api.get(f"{PREFIX}/health").json()["warm"] == {"days": 1, "done": False}
+        gated.reads = 0
+        newest = api.get(f"{PREFIX}/days/{WARM_DAYS[-1]}")
+        assert gated.reads == 0
+        oldest = api.get(f"{PREFIX}/days/{WARM_DAYS[0]}/genres/pop/top-songs")
+        assert gated.reads > 0  # not warmed yet: read now, as without a warm-up
+        gated.gate.set()
+        _wait_warm(api, len(WARM_DAYS))
+        assert newest.content == _cold(api, f"/days/{WARM_DAYS[-1]}")
+        assert oldest.content == _cold(api, f"/days/{WARM_DAYS[0]}/genres/pop/top-songs")
+        assert oldest.json()["songs"][0]["track_id"] == "t-pop"
 
 
 # --------------------------------------------------------------------------- the document, the page

@@ -13,7 +13,6 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -110,12 +109,10 @@ class _ServedBy:
 
     def health(self, _request: Request) -> Response:
         """`/health`: up, the version, and how far the warm-up of the day answers has come."""
-        warm = self.warmer.status()
         current = self.sources.quick_version()  # None on DynamoDB: no network call here
-        if current is not None and current != warm.version:
+        if current is not None:
             self.warmer.notice(current)  # a load landed: not warm for it (yet)
-            warm = replace(warm, days=0, done=False)
-        body = {"status": "ok", "version": __version__, "warm": warm.health()}
+        body = {"status": "ok", "version": __version__, "warm": self.warmer.status().health()}
         return JSONResponse(body, headers=_NO_STORE)
 
     def serving(self, build: Callable[[ServingStore, Request], Any]) -> Callable[..., Any]:

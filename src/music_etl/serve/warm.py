@@ -75,13 +75,17 @@ class Warmer:
         self.prefix = prefix
         self.poll_seconds = poll_seconds
         self._status = WarmStatus()
+        self._seen: str | None = None
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
     def status(self) -> WarmStatus:
-        """The current warm-up's progress."""
-        return self._status
+        """The warm-up's progress for the newest version seen (not done while it is behind)."""
+        status = self._status
+        if self._seen is not None and self._seen != status.version:
+            return WarmStatus(version=self._seen)
+        return status
 
     def start(self) -> None:
         """Start the thread (once)."""
@@ -99,6 +103,7 @@ class Warmer:
     def notice(self, version: str) -> None:
         """A request saw `version`: wake the thread when it is not the one warmed."""
         if version != self._status.version:
+            self._seen = version
             self._wake.set()
 
     def _run(self) -> None:
@@ -138,8 +143,6 @@ class Warmer:
     def _warm_day(self, version: str, day: str) -> bool:
         """Keep `day`'s answer and its genres' top songs; False when the budget is full."""
         path = f"{self.prefix}/days/{day}"
-        if self.bodies.has(version, self.tagger(version, path)):
-            return True  # a request got there first
         answer = self._read(version, day)
         if answer is None:
             return True
