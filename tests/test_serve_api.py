@@ -540,6 +540,18 @@ def test_after_start_every_day_is_answered_without_reading_the_store(tmp_path: P
         for path, answer in answers.items():
             assert answer.content == _cold(api, path)
         assert answers["/days/2024-06-03/genres/Hip Hop/top-songs"].json()["genre"] == "Hip Hop"
+        size = _kept_bytes(api)
+        counting.reads = 0
+        assert api.get(f"{PREFIX}/days/2024-06-01?busted=1").status_code == 200
+        assert api.get(f"{PREFIX}/days/2024-06-01?busted=1").status_code == 200
+        assert counting.reads > 1  # a URL made unique is read each time, and not kept:
+        assert _kept_bytes(api) == size  # it cannot push the warmed days out
+
+
+def _kept_bytes(api: TestClient) -> int:
+    """Bytes kept by the app's answer cache (found through its health endpoint's owner)."""
+    health = next(r for r in api.app.routes if getattr(r, "path", "") == f"{PREFIX}/health")
+    return int(health.endpoint.__self__.bodies.size)
 
 
 def test_a_new_version_is_never_served_old_answers_and_is_warmed_again(tmp_path: Path) -> None:

@@ -81,8 +81,8 @@ def create_app(source: Settings | Sources, *, warm: bool = True) -> Starlette:
 def _routes(served: _ServedBy) -> list[BaseRoute]:
     api = {
         "/days": served.serving(lambda store, _r: serving_views.days(store)),
-        "/days/{day}": served.serving(_one_day),
-        "/days/{day}/genres/{genre}/top-songs": served.serving(_top_songs),
+        "/days/{day}": served.serving(_one_day, queried=False),
+        "/days/{day}/genres/{genre}/top-songs": served.serving(_top_songs, queried=False),
         "/genres/{genre}/trend": served.serving(_trend),
         "/top-genres": served.serving(_top_genres),
         "/quality": served.ledger(_quality),
@@ -115,8 +115,15 @@ class _ServedBy:
         body = {"status": "ok", "version": __version__, "warm": self.warmer.status().health()}
         return JSONResponse(body, headers=_NO_STORE)
 
-    def serving(self, build: Callable[[ServingStore, Request], Any]) -> Callable[..., Any]:
+    def serving(
+        self, build: Callable[[ServingStore, Request], Any], *, queried: bool = True
+    ) -> Callable[..., Any]:
         """An endpoint over the serving store: the ETag comes before any item is read.
+
+        An endpoint that reads no query parameter (not `queried`: the single-day ones,
+        whose answers the warm-up precomputes) does not keep an answer to a URL with a
+        query: it is the same answer, and URLs made unique (cache busting) would push the
+        precomputed days out of the cache.
 
         The encoded answer is kept by its ETag until the store's version moves, so a day
         asked again is neither read nor encoded again (docs/api.md, "Caching"). A kept
@@ -141,7 +148,8 @@ class _ServedBy:
             if found is not None:
                 return found
             body = _encode(sources.call(lambda: build(sources.serving, request)))
-            if sources.call(sources.serving.version) == version:  # else read across a load
+            keep = queried or not request.url.query
+            if keep and sources.call(sources.serving.version) == version:  # not across a load
                 bodies.put(version, _tag(request, version), body)
             return _json_bytes(body, _tag(request, version))
 

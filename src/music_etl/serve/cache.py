@@ -79,6 +79,7 @@ class BodyCache:
         """
         if len(body) > self.max_bytes:
             return False
+        body = memoryview(body).tobytes()  # exact size: orjson's output keeps ~4 KB spare
         with self._mutex:
             if not self._follow(version):
                 return False
