@@ -111,8 +111,8 @@ class Warmer:
             self._wake.clear()
             try:
                 version = self.sources.call(self.sources.serving.version)
-                if version != self._status.version:
-                    self._warm(version)
+                if version != self._status.version or not self._status.done:
+                    self._warm(version)  # a new version, or a warm-up the store failed
             except _Moved:
                 continue
             except Exception:  # the store failing: requests report it; look again later
