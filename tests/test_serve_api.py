@@ -14,10 +14,11 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from starlette.testclient import TestClient
 from aws.helpers import NOW, SAMPLE, AwsLake, client, generate_sample
 from moto_fixtures import moto_endpoint, set_aws_env
 from music_etl.adapters.ledger import Ledger, open_ledger
+from music_etl.adapters.ledger.base import DONE, RunRecord, RunStatus, new_owner
 from music_etl.adapters.serving import ServingStore, open_serving
 from music_etl.adapters.storage.local import LocalStorage
 from music_etl.errors import ConfigError
@@ -215,7 +217,8 @@ def _summed(parts: Any) -> dict[str, int]:
 
 
 def test_health(served: Served) -> None:
-    assert served.json("/health") == {"status": "ok", "version": "0.1.0"}
+    health = served.json("/health")  # the test client runs no startup: no warm-up here
+    assert health == {"status": "ok", "version": "0.1.0", "warm": {"days": 0, "done": False}}
 
 
 # --------------------------------------------------------------------------- errors
@@ -276,7 +279,8 @@ def test_a_post_is_refused_with_a_json_error(served: Served) -> None:
 def test_etag_then_304_without_reading_items(served: Served) -> None:
     latest = served.json("/days")["latest"]
     counting = _Counting(served.serving)
-    with TestClient(create_app(Sources(serving=counting, ledger=served.ledger))) as api:
+    sources = Sources(serving=counting, ledger=served.ledger)
+    with TestClient(create_app(sources, warm=False)) as api:
         first = api.get(f"{PREFIX}/days/{latest}")
         tag = first.headers["etag"]
         assert tag.startswith('W/"')
@@ -330,7 +334,7 @@ def test_an_answer_asked_again_is_not_read_again_until_the_store_changes(tmp_pat
     writer.replace_days(["2024-06-01"], {TOP_GENRES_PER_DAY: [day]})
     counting = _Counting(open_serving(url, read_only=True))
     ledger = open_ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
-    with TestClient(create_app(Sources(serving=counting, ledger=ledger))) as api:
+    with TestClient(create_app(Sources(serving=counting, ledger=ledger), warm=False)) as api:
         first = api.get(f"{PREFIX}/days/2024-06-01")
         counting.reads = 0
         again = api.get(f"{PREFIX}/days/2024-06-01")
@@ -345,6 +349,74 @@ def test_an_answer_asked_again_is_not_read_again_until_the_store_changes(tmp_pat
         writer.replace_days(["2024-06-01"], {TOP_GENRES_PER_DAY: [{**day, "listen_count": 4}]})
         after = api.get(f"{PREFIX}/days/2024-06-01")
         assert after.json()["top_genres"][0]["listen_count"] == 4
+
+
+class _CountingLedger:
+    """A ledger that counts reads of its records and runs."""
+
+    def __init__(self, inner: Ledger) -> None:
+        self.inner = inner
+        self.reads = 0
+
+    def __getattr__(self, name: str) -> Any:
+        if name in {"records", "runs", "get"}:
+            self.reads += 1
+        return getattr(self.inner, name)
+
+
+def _done(ledger: Ledger, key: str) -> None:
+    owner = new_owner()
+    assert ledger.claim(key, "h", owner, 60)
+    record = ledger.get(key)
+    assert record is not None
+    ledger.save(replace(record, status=DONE, rows_in=3, rows_valid=2, rows_bad=1))
+
+
+@pytest.mark.parametrize("path", ["/quality", "/files", "/runs?limit=5"])
+def test_a_ledger_answer_is_kept_until_a_new_record_changes_it_and_its_etag(
+    tmp_path: Path, path: str
+) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    writer = open_ledger(url)
+    _done(writer, "raw/streams/a.csv")
+    counting = _CountingLedger(open_ledger(url, read_only=True))
+    serving = open_serving(f"sqlite:///{tmp_path / 'serving.sqlite'}")
+    with TestClient(create_app(Sources(serving=serving, ledger=counting))) as api:
+        first = api.get(PREFIX + path)
+        counting.reads = 0
+        again = api.get(PREFIX + path)
+        assert (again.status_code, again.content) == (200, first.content)
+        assert again.headers["etag"] == first.headers["etag"]
+        fresh = api.get(PREFIX + path, headers={"If-None-Match": first.headers["etag"]})
+        assert fresh.status_code == 304
+        assert counting.reads == 0
+        _done(writer, "raw/streams/b.csv")
+        writer.add_run(RunRecord(
+            run_id="r2", started="2024-06-02T00:00:00Z", finished="2024-06-02T00:00:09Z",
+            files=1, rows_in=3, rows_valid=2, rows_bad=1, days=1, status=RunStatus.OK,
+        ))  # fmt: skip
+        after = api.get(PREFIX + path, headers={"If-None-Match": first.headers["etag"]})
+        assert after.status_code == 200
+        assert after.content != first.content
+        assert after.headers["etag"] != first.headers["etag"]
+        assert counting.reads > 0
+
+
+def test_quality_kept_yesterday_is_not_served_today(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    _done(open_ledger(url), "raw/streams/a.csv")  # changed today: in the default range
+    serving = open_serving(f"sqlite:///{tmp_path / 'serving.sqlite'}")
+    with TestClient(create_app(Sources(serving=serving, ledger=open_ledger(url)))) as api:
+        first = api.get(PREFIX + "/quality")
+        assert len(first.json()["by_file"]) == 1
+        later = date.today() + timedelta(days=400)
+        monkeypatch.setattr(serve_app, "today", lambda: later)
+        after = api.get(PREFIX + "/quality", headers={"If-None-Match": first.headers["etag"]})
+        assert after.status_code == 200
+        assert after.json()["to"] == later.isoformat()
+        assert after.json()["by_file"] == []
 
 
 def test_a_kept_answer_leaves_the_event_loop_only_when_the_store_moved(
@@ -366,7 +438,7 @@ def test_a_kept_answer_leaves_the_event_loop_only_when_the_store_moved(
 
     monkeypatch.setattr(serve_app, "run_in_threadpool", counted)
     sources = open_sources(settings)
-    with TestClient(create_app(sources)) as api:
+    with TestClient(create_app(sources, warm=False)) as api:
         first = api.get(f"{PREFIX}/days/2024-06-01")
         assert len(pooled) == 1  # read in a worker thread
         again = api.get(f"{PREFIX}/days/2024-06-01")
@@ -400,6 +472,142 @@ def test_the_body_cache_keeps_the_newest_within_its_bytes_and_one_version() -> N
     bodies.put("v1", "c", b"old")  # read before the load: neither kept nor emptying v2's
     assert (bodies.get("v2", "a"), bodies.get("v2", "c")) == (b"new", None)
     assert bodies.get("v1", "c") is None
+
+
+# --------------------------------------------------------------------------- the warm-up
+
+WARM_DAYS = ["2024-06-01", "2024-06-02", "2024-06-03"]
+WARM_GENRES = ["pop", "Hip Hop"]
+
+
+def _warm_items(listen_count: int) -> dict[str, list[dict[str, Any]]]:
+    """Three days of two genres (one with a space) in the serving store's tables."""
+    kpis, songs, tops = [], [], []
+    for day in WARM_DAYS:
+        for rank, genre in enumerate(WARM_GENRES, start=1):
+            kpis.append({
+                "date": day, "genre": genre, "listen_count": listen_count,
+                "unique_listeners": 2, "total_listening_time": 600, "avg_listening_time": 300.0,
+            })  # fmt: skip
+            song = {"rank": 1, "track_id": f"t-{genre}", "track_name": "Song", "artists": "A"}
+            songs.append({"date": day, "genre": genre, "songs": [{**song, "play_count": 3}]})
+            tops.append({"date": day, "rank": rank, "genre": genre, "listen_count": listen_count})
+    return {DAILY_GENRE_KPIS: kpis, TOP_SONGS_PER_GENRE: songs, TOP_GENRES_PER_DAY: tops}
+
+
+def _warm_paths() -> list[str]:
+    days = [f"/days/{day}" for day in WARM_DAYS]
+    return days + [f"{d}/genres/{g}/top-songs" for d in days for g in WARM_GENRES]
+
+
+def _warm_lake(tmp_path: Path) -> tuple[ServingStore, str, Ledger]:
+    url = f"sqlite:///{tmp_path / 'serving.sqlite'}"
+    writer = open_serving(url)
+    writer.replace_days(WARM_DAYS, _warm_items(3))
+    return writer, url, open_ledger(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
+
+
+def _counting_sources(url: str, ledger: Ledger) -> tuple[_Counting, Sources]:
+    """Read-only sources over `url` that count item reads, locked and quick as `serve`'s."""
+    counting = _Counting(open_serving(url, read_only=True))
+    mutex = threading.Lock()
+    return counting, Sources(serving=counting, ledger=ledger, lock=lambda: mutex, quick=mutex)
+
+
+def _wait_warm(api: TestClient, days: int) -> None:
+    deadline = time.monotonic() + 20
+    while (warm := api.get(f"{PREFIX}/health").json()["warm"]) != {"days": days, "done": True}:
+        assert time.monotonic() < deadline, warm
+        time.sleep(0.02)
+
+
+def _cold(api: TestClient, path: str) -> bytes:
+    """The answer read from the store now: a query parameter of its own misses every kept one."""
+    answer = api.get(f"{PREFIX}{path}?cold={uuid.uuid4().hex}")
+    assert answer.status_code == 200, answer.text
+    return answer.content
+
+
+def test_after_start_every_day_is_answered_without_reading_the_store(tmp_path: Path) -> None:
+    _writer, url, ledger = _warm_lake(tmp_path)
+    counting, sources = _counting_sources(url, ledger)
+    with TestClient(create_app(sources)) as api:
+        _wait_warm(api, len(WARM_DAYS))
+        counting.reads = 0
+        answers = {path: api.get(PREFIX + path) for path in _warm_paths()}
+        assert counting.reads == 0  # all precomputed: no item read
+        assert {a.status_code for a in answers.values()} == {200}
+        for path, answer in answers.items():
+            assert answer.content == _cold(api, path)
+        assert answers["/days/2024-06-03/genres/Hip Hop/top-songs"].json()["genre"] == "Hip Hop"
+        size = _kept_bytes(api)
+        counting.reads = 0
+        assert api.get(f"{PREFIX}/days/2024-06-01?busted=1").status_code == 200
+        assert api.get(f"{PREFIX}/days/2024-06-01?busted=1").status_code == 200
+        assert counting.reads > 1  # a URL made unique is read each time, and not kept:
+        assert _kept_bytes(api) == size  # it cannot push the warmed days out
+
+
+def _kept_bytes(api: TestClient) -> int:
+    """Bytes kept by the app's answer cache (found through its health endpoint's owner)."""
+    health = next(r for r in api.app.routes if getattr(r, "path", "") == f"{PREFIX}/health")
+    return int(health.endpoint.__self__.bodies.size)
+
+
+def test_a_new_version_is_never_served_old_answers_and_is_warmed_again(tmp_path: Path) -> None:
+    writer, url, ledger = _warm_lake(tmp_path)
+    counting, sources = _counting_sources(url, ledger)
+    with TestClient(create_app(sources)) as api:
+        _wait_warm(api, len(WARM_DAYS))
+        before = api.get(f"{PREFIX}/days/2024-06-02")
+        writer.replace_days(WARM_DAYS, _warm_items(4))
+        after = api.get(
+            f"{PREFIX}/days/2024-06-02", headers={"If-None-Match": before.headers["etag"]}
+        )
+        assert after.status_code == 200
+        assert after.json()["kpis"][0]["listen_count"] == 4
+        _wait_warm(api, len(WARM_DAYS))
+        counting.reads = 0
+        answers = {path: api.get(PREFIX + path) for path in _warm_paths()}
+        assert counting.reads == 0  # the new version's answers, warmed again
+        assert {a.json()["date"] for a in answers.values()} == set(WARM_DAYS)
+        assert answers["/days/2024-06-01"].json()["top_genres"][0]["listen_count"] == 4
+        for path, answer in answers.items():
+            assert answer.content == _cold(api, path)
+
+
+class _Gated(_Counting):
+    """A store whose warm-up thread stops before reading any day but the newest."""
+
+    def __init__(self, inner: ServingStore) -> None:
+        super().__init__(inner)
+        self.gate = threading.Event()
+        self.waiting = threading.Event()
+
+    def read(self, table: str, days: list[str], **kwargs: Any) -> Any:
+        self.reads += 1
+        if threading.current_thread().name == "serve-warm" and days != [WARM_DAYS[-1]]:
+            self.waiting.set()
+            assert self.gate.wait(20)
+        return self.inner.read(table, days, **kwargs)
+
+
+def test_a_request_during_the_warm_up_is_answered_from_the_store(tmp_path: Path) -> None:
+    _writer, url, ledger = _warm_lake(tmp_path)
+    gated = _Gated(open_serving(url, read_only=True))
+    with TestClient(create_app(Sources(serving=gated, ledger=ledger))) as api:
+        assert gated.waiting.wait(20)  # the newest day is warm; the warm-up waits at the next
+        assert api.get(f"{PREFIX}/health").json()["warm"] == {"days": 1, "done": False}
+        gated.reads = 0
+        newest = api.get(f"{PREFIX}/days/{WARM_DAYS[-1]}")
+        assert gated.reads == 0
+        oldest = api.get(f"{PREFIX}/days/{WARM_DAYS[0]}/genres/pop/top-songs")
+        assert gated.reads > 0  # not warmed yet: read now, as without a warm-up
+        gated.gate.set()
+        _wait_warm(api, len(WARM_DAYS))
+        assert newest.content == _cold(api, f"/days/{WARM_DAYS[-1]}")
+        assert oldest.content == _cold(api, f"/days/{WARM_DAYS[0]}/genres/pop/top-songs")
+        assert oldest.json()["songs"][0]["track_id"] == "t-pop"
 
 
 # --------------------------------------------------------------------------- the document, the page
@@ -530,9 +738,11 @@ def test_serve_on_a_port_in_use_is_one_line_and_exit_2(sqlite_lake: Settings) ->
 BLOCK_SERVE = """
 import sys
 
+BLOCKED = set(sys.argv[2].split(","))
+
 class _NoServe:
     def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in {"starlette", "uvicorn"}:
+        if name.partition(".")[0] in BLOCKED:
             raise ModuleNotFoundError(f"No module named {name!r}", name=name)
         return None
 
@@ -543,9 +753,12 @@ main()
 """
 
 
-def test_serve_without_the_extra_says_how_to_install_it(sqlite_lake: Settings) -> None:
+@pytest.mark.parametrize("blocked", ["starlette,uvicorn", "orjson"])
+def test_serve_without_the_extra_says_how_to_install_it(
+    sqlite_lake: Settings, blocked: str
+) -> None:
     done = subprocess.run(
-        [sys.executable, "-c", BLOCK_SERVE, sqlite_lake.lake],
+        [sys.executable, "-c", BLOCK_SERVE, sqlite_lake.lake, blocked],
         capture_output=True,
         text=True,
         timeout=60,

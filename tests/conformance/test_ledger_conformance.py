@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from aws.helpers import AwsLake, LostResponse
-from music_etl.adapters.ledger import open_ledger
+from music_etl.adapters.ledger import dynamodb, open_ledger
 from music_etl.adapters.ledger.base import (
     CLAIMED,
     DONE,
@@ -21,6 +22,7 @@ from music_etl.adapters.ledger.base import (
     FileStatus,
     Ledger,
     RunRecord,
+    RunStatus,
     new_owner,
 )
 from music_etl.adapters.ledger.dynamodb import DynamoDBLedger
@@ -160,6 +162,53 @@ def test_records_are_ordered_by_their_last_change(ledger: Ledger) -> None:
         ledger.claim(key, "h", owner, 60)
     ledger.save(replace(claimed(ledger, "c"), status=DONE))
     assert [r.file_key for r in ledger.records()] == ["a", "b", "c"]
+
+
+RUN = RunRecord(
+    run_id="r1",
+    started="2024-06-01T00:00:00Z",
+    finished="2024-06-01T00:01:00Z",
+    files=1,
+    rows_in=1,
+    rows_valid=1,
+    rows_bad=0,
+    days=1,
+    status=RunStatus.OK,
+)
+WRITES: dict[str, Callable[[Ledger], object]] = {
+    "claim": lambda ledger: ledger.claim("raw/streams/a.csv", "h", new_owner(), 60),
+    "run": lambda ledger: ledger.add_run(RUN),
+    "lock": lambda ledger: ledger.acquire_lock("lake", new_owner(), 60),
+}
+
+
+def _lag(ledger: Ledger) -> float:
+    """How long a change may take to move `ledger.version()`: none on SQLite."""
+    return dynamodb.VERSION_SECONDS if isinstance(ledger, DynamoDBLedger) else 0.0
+
+
+@pytest.mark.parametrize("write", sorted(WRITES))
+@pytest.mark.parametrize("by", ["another connection", "this connection"])
+def test_version_moves_after_every_kind_of_write(
+    opener: OpenLedger, monkeypatch: pytest.MonkeyPatch, write: str, by: str
+) -> None:
+    monkeypatch.setattr(dynamodb, "VERSION_SECONDS", 0.2)
+    reader = opener()
+    writer = opener() if by == "another connection" else reader
+    before = reader.version()
+    WRITES[write](writer)
+    time.sleep(_lag(reader))
+    assert reader.version() != before
+
+
+def test_version_holds_while_nothing_is_written_on_sqlite(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    open_ledger(url).claim("raw/streams/a.csv", "h", new_owner(), 60)
+    reader = open_ledger(url, read_only=True)
+    before = reader.version()
+    assert reader.records() and reader.get("raw/streams/a.csv") and reader.runs(5) == []
+    assert reader.version() == before
+    assert open_ledger(url).version() != before  # another connection: another token
 
 
 def test_lock_is_exclusive_reentrant_and_expires(ledger: Ledger) -> None:

@@ -291,7 +291,7 @@ def test_the_wheel_runs_end_to_end_on_python_3_12(wheel: Path, tmp_path: Path) -
 @pytest.mark.slow
 @pytest.mark.xdist_group("packaging")
 def test_the_wheel_ships_the_dashboard_and_keeps_serve_optional(wheel: Path) -> None:
-    """`serve`'s page files are package data; Starlette/uvicorn come only with `[serve]`."""
+    """`serve`'s page files are package data; Starlette/uvicorn/orjson come only with `[serve]`."""
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         metadata = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA")))
@@ -302,8 +302,10 @@ def test_the_wheel_ships_the_dashboard_and_keeps_serve_optional(wheel: Path) -> 
     assert "music_etl/serve/static/index.html" in names
     requires = [line for line in metadata.decode().splitlines() if line.startswith("Requires-Dist")]
     core = [line for line in requires if "extra ==" not in line]
-    assert not [line for line in core if "starlette" in line or "uvicorn" in line], core
-    assert any("starlette" in line and "extra == 'serve'" in line for line in requires)
+    serve = ("starlette", "uvicorn", "orjson")
+    assert not [line for line in core if any(name in line for name in serve)], core
+    for name in serve:
+        assert any(name in line and "extra == 'serve'" in line for line in requires), name
 
 
 # --------------------------------------------------------------------------- no extras

@@ -18,10 +18,10 @@ from music_etl.errors import ConfigError
 from music_etl.settings import Settings, load_cli_settings
 
 #: The packages the `serve` extra brings.
-SERVE_PACKAGES = ("starlette", "uvicorn")
+SERVE_PACKAGES = ("starlette", "uvicorn", "orjson")
 INSTALL_HINT = (
     "`music-etl serve` needs the serve extra: pip install 'music-streaming-etl[serve]' "
-    "(Starlette and uvicorn)."
+    "(Starlette, uvicorn and orjson)."
 )
 
 

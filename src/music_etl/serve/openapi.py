@@ -64,7 +64,11 @@ def _operations() -> dict[str, dict[str, Any]]:
             [_query("status", {"type": "string", "enum": ["claimed", "done", "failed"]})],
             (400,),
         ),
-        "/health": _op("Liveness and the package version", "Health"),
+        "/health": _op(
+            "Liveness, the package version, and how far the precomputing of the single-day "
+            "answers of the serving store's current version has come (warm.done)",
+            "Health",
+        ),
         "/openapi.json": {
             "summary": "This document",
             "responses": {"200": {"description": "OpenAPI 3.1"}},
@@ -195,7 +199,11 @@ def _schemas() -> dict[str, Any]:
                 )
             )
         ),
-        "Health": _object(status=_STR, version=_STR),
+        "Health": _object(
+            status=_STR,
+            version=_STR,
+            warm=_object(days=_INT, done={"type": "boolean"}),
+        ),
     }
 
 

@@ -109,6 +109,15 @@ class Ledger(Protocol):
         """Every record, oldest change first."""
         ...
 
+    def version(self) -> str:
+        """A token that moves when the ledger may have changed (any writer, this one too).
+
+        Answers read from the ledger may be kept while it holds (`serve`). SQLite moves it
+        at once; a backend without a cheap change token moves it at least every few
+        seconds (DynamoDB: `VERSION_SECONDS`), which bounds how stale a kept answer is.
+        """
+        ...
+
     def claim(self, file_key: str, content_hash: str, owner: str, lease_seconds: int) -> bool:
         """Claim the file unless it is done with this hash, failed for good, or claimed live."""
         ...

@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, fields, replace
 from typing import Any
@@ -49,6 +50,9 @@ RUN_PREFIX = "__run__#"
 SEQ_KEY = "__seq__"
 #: Keys of items that are not stream files (those all start with `raw/`).
 _INTERNAL = "__"
+#: How long `version()` holds: DynamoDB has no cheap change token (the `__seq__` counter
+#: misses deletes, runs and locks), so answers kept by `serve` are at most this stale.
+VERSION_SECONDS = 10.0
 _FILE_FIELDS = tuple(f.name for f in fields(FileRecord))
 _RUN_FIELDS = tuple(f.name for f in fields(RunRecord))
 #: A condition expression and its placeholder values (DynamoDB attribute values).
@@ -65,6 +69,7 @@ class DynamoDBLedger:
             "dynamodb", endpoint=self.target.endpoint, region=self.target.region
         )
         """The boto3 DynamoDB client (tests hook its events to inject faults)."""
+        self._nonce = uuid.uuid4().hex[:12]
 
     def close(self) -> None:
         """Close the client's connections."""
@@ -79,6 +84,10 @@ class DynamoDBLedger:
         """Every file record in the order their status last changed."""
         items = [i for i in self._scan() if not i[KEY]["S"].startswith(_INTERNAL)]
         return [_to_record(i) for i in sorted(items, key=lambda i: int(i["seq"]["N"]))]
+
+    def version(self) -> str:
+        """A token that moves every `VERSION_SECONDS` (no read: see `VERSION_SECONDS`)."""
+        return f"{self._nonce}-ttl-{int(time.monotonic() // VERSION_SECONDS)}"
 
     def claim(self, file_key: str, content_hash: str, owner: str, lease_seconds: int) -> bool:
         """Claim the file if `is_claimable` says so and nobody wrote it since we read it."""

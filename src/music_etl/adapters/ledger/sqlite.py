@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, fields, replace
@@ -56,6 +57,7 @@ class SQLiteLedger:
     ) -> None:
         """Open (and create or upgrade) the ledger; `read_only` opens it without writing."""
         self._path = sqlite_path(url)
+        self._nonce = uuid.uuid4().hex[:12]
         if read_only:
             self._conn = connect_readonly(url, busy_seconds=busy_seconds)
             return
@@ -77,6 +79,15 @@ class SQLiteLedger:
         """Every record in the order their status last changed."""
         rows = self._conn.execute("SELECT * FROM ProcessedStreams ORDER BY seq").fetchall()
         return [_to_record(row) for row in rows]
+
+    def version(self) -> str:
+        """SQLite's `data_version` (other connections' commits) and this one's own changes.
+
+        `total_changes` counts the rows this connection wrote; the nonce keeps two
+        connections or processes from ever sharing a token.
+        """
+        (number,) = self._conn.execute("PRAGMA data_version").fetchone()
+        return f"{self._nonce}-{self._conn.total_changes}-{number}"
 
     def claim(self, file_key: str, content_hash: str, owner: str, lease_seconds: int) -> bool:
         """Claim inside one write transaction: check and write cannot interleave."""

@@ -105,7 +105,10 @@ class SQLiteServingStore:
             where += f" AND {sk} = ?"
             params.append(sort_key)
         sql = f"SELECT * FROM {table} WHERE {where} ORDER BY {pk}, {sk}"
-        return [_decode(dict(row)) for row in self._conn.execute(sql, params).fetchall()]
+        cursor = self._conn.cursor()
+        cursor.row_factory = None  # plain tuples: `sqlite3.Row` then `dict` cost twice as much
+        rows = cursor.execute(sql, params).fetchall()
+        return _decoded([column[0] for column in cursor.description], rows)
 
     def version(self) -> str:
         """SQLite's `data_version` for this connection: it moves when another one commits.
@@ -130,3 +133,16 @@ def _encode(item: dict[str, Any]) -> dict[str, Any]:
 
 def _decode(row: dict[str, Any]) -> dict[str, Any]:
     return {k: json.loads(v) if k in JSON_ATTRIBUTES else v for k, v in row.items()}
+
+
+def _decoded(names: list[str], rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """Rows as dicts by column name, JSON attributes decoded (the read path of `serve`).
+
+    Each JSON column is decoded in one `json.loads` of all its rows' texts joined into an
+    array: one parser call instead of one per row.
+    """
+    columns = [list(column) for column in zip(*rows, strict=True)] if rows else []
+    for i, name in enumerate(names):
+        if name in JSON_ATTRIBUTES and columns:
+            columns[i] = json.loads(f"[{','.join(columns[i])}]")
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
