@@ -1,15 +1,15 @@
 """The Glue jobs: three stages that together leave the lake as one `music-etl run` does.
 
 The stage functions are checked in process on the embedded engine (fast, several rounds,
-interrupted between stages); the three scripts are run as subprocesses on Spark local
-mode, as Glue runs them, against a local lake.
+interrupted between stages) and as the three scripts in subprocesses (artifacts, JSON
+events, the lock). The scripts on Spark, installed offline in a Glue-like venv against an
+S3 lake on moto, are `tests/deploy/test_glue_package.py`'s.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -200,29 +200,3 @@ def test_a_stage_turned_away_at_the_lock_leaves_no_artifact(tmp_path: Path) -> N
         assert finished["error"].startswith("LockHeld: Another run holds the lock")
         assert events[-1]["level"] == "error"
     assert artifacts_of(lake) == {}
-
-
-def run_script(stage: str, lake: Lake) -> dict[str, object]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MUSIC_ETL_")}
-    argv = [sys.executable, str(SCRIPTS[stage]), "--JOB_NAME", f"music-etl-{stage}"]
-    argv += ["--LAKE_ROOT", str(lake.root), "--NOW", NOW, "--BAD_ROW_THRESHOLD", "0.5"]
-    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600, check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
-
-
-@pytest.mark.spark
-@pytest.mark.slow
-@pytest.mark.xdist_group("spark")
-@pytest.mark.skipif(not (shutil.which("java") or os.environ.get("JAVA_HOME")), reason="no Java")
-def test_glue_scripts_on_spark_equal_one_embedded_run(tmp_path: Path) -> None:
-    pytest.importorskip("pyspark")
-    glue_lake, run_lake = twin_lakes(tmp_path)
-    land((glue_lake, run_lake), {**ROUNDS[0], "c.csv": ROUNDS[1]["c.csv"]})
-    validation = run_script("validation", glue_lake)
-    assert [f["status"] for f in validation["files"]] == ["done"] * 3  # type: ignore[union-attr]
-    transform = run_script("transform", glue_lake)
-    assert transform["days"] == validation["days"]
-    assert run_script("load", glue_lake)["days"] == validation["days"]
-    run(run_lake.settings(bad_row_threshold=0.5))
-    assert lake_state(glue_lake) == lake_state(run_lake)
