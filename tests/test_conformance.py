@@ -14,10 +14,8 @@ A difference an engine cannot remove is a strict xfail with its reason in
 from __future__ import annotations
 
 import ast
-import os
 import random
-import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,30 +54,6 @@ KNOWN_GAPS = {
         "Spark reads the quote as part of the value."
     ),
 }
-
-
-@pytest.fixture(scope="session")
-def spark() -> Iterator[Any]:
-    """The one Spark session of the test run: local, two cores, no UI, loopback only."""
-    pytest.importorskip("pyspark")
-    if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
-        pytest.skip("the Spark engine needs Java 17 (java on PATH or JAVA_HOME)")
-    from pyspark.sql import SparkSession
-
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("music-etl-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.default.parallelism", "2")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
 
 
 @pytest.fixture(params=ENGINES)

@@ -27,7 +27,7 @@ from music_etl.adapters.ledger.sqlite import SQLiteLedger
 from music_etl.logic import layout
 from music_etl.pipeline.rebuild import rebuild
 from music_etl.pipeline.run import run
-from test_conformance import ENGINES, spark  # noqa: F401 - the session's Spark fixture
+from test_conformance import ENGINES
 from test_edge_matrix import stream_file
 
 #: PySpark's `collect` leaves its result socket to the garbage collector.

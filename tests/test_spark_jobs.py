@@ -6,8 +6,6 @@ The limits are the counts measured when the engine was made lean (docs/spark-eng
 
 from __future__ import annotations
 
-import os
-import shutil
 from typing import Any
 
 import pytest
@@ -29,29 +27,6 @@ pytestmark = [
 #: job of its own), plus a little room.
 MAX_JOBS = 42
 MAX_STAGES = 42
-
-
-@pytest.fixture(scope="module")
-def spark() -> Any:
-    """The test run's local Spark session (the conformance suite's, if it runs first)."""
-    pytest.importorskip("pyspark")
-    if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
-        pytest.skip("the Spark engine needs Java 17 (java on PATH or JAVA_HOME)")
-    from pyspark.sql import SparkSession
-
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("music-etl-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.default.parallelism", "2")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    return session
 
 
 def _work(spark: Any, group: str) -> tuple[int, int]:
