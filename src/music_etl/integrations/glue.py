@@ -44,10 +44,17 @@ from music_etl.integrations.glue_load import FlatInputs, read_day_results
 from music_etl.logic.contract import DatasetContract
 from music_etl.logic.serving_model import DayResults, serving_items
 from music_etl.pipeline import artifacts
-from music_etl.pipeline.components import Components, lake_lock, open_components
+from music_etl.pipeline.components import Components, open_components
 from music_etl.pipeline.notify import notify_failures
 from music_etl.pipeline.progress import LEVELS, JsonLines, Progress, Silent
-from music_etl.pipeline.run import RunReport, record_failure, run_with, start, write_artifact
+from music_etl.pipeline.run import (
+    RunReport,
+    held_lock,
+    record_failure,
+    run_with,
+    start,
+    write_artifact,
+)
 from music_etl.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -117,8 +124,7 @@ def _transform_days(components: Components, progress: Progress | None, flow_id: 
     sink = progress or Silent()
     partial = start(components, sink, command="glue-transform", flow_id=flow_id)
     partial.loads = False
-    with _recorded(components, sink, partial), lake_lock(components, new_owner()):
-        partial.locked = True
+    with _recorded(components, sink, partial), held_lock(components, partial, new_owner()):
         days = read_days(components.storage, PENDING_DAYS)
         if days:
             components.engine.compute_days([date.fromisoformat(d) for d in days])
@@ -151,8 +157,7 @@ def _load_days(components: Components, progress: Progress | None, flow_id: str) 
     sink = progress or Silent()
     partial = start(components, sink, command="glue-load", flow_id=flow_id)
     partial.recomputes = False
-    with _recorded(components, sink, partial), lake_lock(components, new_owner()):
-        partial.locked = True
+    with _recorded(components, sink, partial), held_lock(components, partial, new_owner()):
         days, skipped = _load_locked(components)
         partial.days |= set(days)
         per_day = Counter(s.day for s in skipped)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -174,6 +175,17 @@ def new_run_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
+@contextmanager
+def held_lock(components: Components, partial: artifacts.Partial, owner: str) -> Iterator[None]:
+    """The lake lock, for `partial`'s run: from then on a failure leaves its artifact.
+
+    A run turned away at the lock did nothing: the scheduler's retries leave no artifact.
+    """
+    with lake_lock(components, owner):
+        partial.locked = True
+        yield
+
+
 def _run_locked(
     components: Components,
     progress: Progress,
@@ -182,8 +194,7 @@ def _run_locked(
     partial: artifacts.Partial,
 ) -> RunReport:
     clock = partial.clock
-    with lake_lock(components, owner):
-        partial.locked = True
+    with held_lock(components, partial, owner):
         if isinstance(components.storage, LeavesTemporaries):
             components.storage.sweep_temporaries()
         dims = refresh_dimensions(components)
