@@ -50,19 +50,23 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 # --------------------------------------------------------------------------- child
 
 
-def _stat(pid: int) -> tuple[int, float, int]:
-    """Parent pid, CPU seconds (own + waited-for children) and peak RSS bytes of `pid`."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def _stat(pid: int) -> tuple[int, float, int, str]:
+    """Parent pid, CPU seconds (own + waited-for children), peak RSS bytes and name of `pid`."""
+    head, tail = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)
+    fields = tail.split()
     cpu = sum(int(v) for v in fields[11:15]) / _TICKS
     peak = 0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             peak = int(line.split()[1]) * 1024
-    return int(fields[1]), cpu, peak
+    return int(fields[1]), cpu, peak, head.split("(", 1)[1]
 
 
-def _tree_usage() -> dict[str, float]:
-    """CPU seconds and summed peak RSS of this process and all its descendants."""
+def _tree_usage() -> dict[str, Any]:
+    """CPU seconds and summed peak RSS of this process and all its descendants.
+
+    `peak_rss_by` splits the peak RSS by process name (`python`, `java`).
+    """
     stats = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -72,12 +76,17 @@ def _tree_usage() -> dict[str, float]:
                 continue
     tree, grew = {os.getpid()}, True
     while grew:
-        more = {pid for pid, (ppid, _, _) in stats.items() if ppid in tree} - tree
+        more = {pid for pid, (ppid, *_rest) in stats.items() if ppid in tree} - tree
         tree |= more
         grew = bool(more)
+    mine = [stats[p] for p in tree if p in stats]
+    by_name: dict[str, int] = {}
+    for _ppid, _cpu, peak, name in mine:
+        by_name[name] = by_name.get(name, 0) + peak
     return {
-        "cpu": sum(stats[p][1] for p in tree if p in stats),
-        "peak_rss": sum(stats[p][2] for p in tree if p in stats),
+        "cpu": sum(s[1] for s in mine),
+        "peak_rss": sum(s[2] for s in mine),
+        "peak_rss_by": by_name,
     }
 
 

@@ -8,7 +8,7 @@ types and row counts, and either engine can continue a lake the other started.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import reduce
@@ -22,7 +22,7 @@ from music_etl.engines import procedure
 from music_etl.engines.base import Outcome, Source, StreamBatch
 from music_etl.engines.outcomes import LINE, ORDER, REASON
 from music_etl.engines.procedure import day_files
-from music_etl.engines.spark.days import DayTable, day_tables, persisted, write_day_tables
+from music_etl.engines.spark.days import DayTable, day_tables, write_day_tables
 from music_etl.engines.spark.hadoop import filesystem_class
 from music_etl.engines.spark.io import SPARK_ERRORS, brief, read_raw, spark_path, union_of_files
 from music_etl.engines.spark.output import TMP_PREFIX, TempWriter, write_rows
@@ -57,12 +57,14 @@ _NO_FILESYSTEM = ("UnsupportedFileSystemException", "ClassNotFoundException")
 
 @dataclass(frozen=True, kw_only=True)
 class Fresh:
-    """The valid rows of the last validated batch, cached, until `compute_days` uses them."""
+    """The valid rows of the last validated batch, until `compute_days` uses them."""
 
     valid: DataFrame
     """Typed valid rows (`user_id, track_id, listen_time`, line, file order)."""
     sids: frozenset[str]
     """Sources whose valid-row files are exactly `valid`'s rows (the files that loaded)."""
+    cache: DataFrame
+    """The batch's cached judged rows `valid` is computed from, unpersisted with it."""
 
 
 class SparkJobFailed(Retryable):
@@ -85,6 +87,8 @@ class SparkEngine:
         """The last batch's valid rows, until `compute_days` takes them."""
         self._computing: Fresh | None = None
         """What `compute_days` took from `_fresh` while it runs."""
+        self._batch_cache: DataFrame | None = None
+        """The frame `kept` cached for the open validation, if any."""
 
     @property
     def spark(self) -> SparkSession:
@@ -121,7 +125,7 @@ class SparkEngine:
                 return procedure.compute_days(self, days)
         finally:
             if self._computing is not None:
-                self._computing.valid.unpersist()
+                self._computing.cache.unpersist()
             self._computing = None
 
     # ------------------------------------------------------------------ stream primitives
@@ -145,9 +149,25 @@ class SparkEngine:
         context = RuleContext(references=self._references(contract), clock=clock)
         return judge_rows(raw, contract, context)
 
-    def kept(self, frame: DataFrame) -> AbstractContextManager[DataFrame]:
-        """`frame` cached for the block: it feeds several jobs."""
-        return persisted(frame)
+    @contextmanager
+    def kept(self, frame: DataFrame) -> Iterator[DataFrame]:
+        """`frame` cached for the block, where it feeds several jobs; only the outermost.
+
+        A frame kept inside the block is the cached one after the first-occurrence rules:
+        filters and a broadcast join of a small checkpointed frame, cheaper to recompute
+        per use than to cache a second copy of the batch. When the block's valid rows stay
+        for `compute_days` (`write_valid`), so does the cache: `compute_days` drops it.
+        """
+        if self._batch_cache is not None:
+            yield frame
+            return
+        cached = self._batch_cache = frame.persist()
+        try:
+            yield cached
+        finally:
+            self._batch_cache = None
+            if self._fresh is None or self._fresh.cache is not cached:
+                cached.unpersist()
 
     def seen_elsewhere(self, judged: DataFrame, exclude: Collection[str]) -> DataFrame | None:
         """Keys already accepted from files outside the batch on the batch's days."""
@@ -194,12 +214,17 @@ class SparkEngine:
     ) -> dict[int, tuple[str, ...]]:
         """One file per (source, listen date), rows in line order.
 
-        The rows stay cached (narrow: the typed columns) for `compute_days`; the write
-        fills the cache.
+        The valid rows are computed from the batch's cache (`kept`), which stays until
+        `compute_days` has used them.
         """
-        valid = valid_rows(frames.pop(), STREAMS).persist()
+        valid = valid_rows(frames.pop(), STREAMS)
         days = self._write_valid(sources, valid)
-        self._fresh = Fresh(valid=valid, sids=frozenset(sources[order].sid for order in days))
+        assert self._batch_cache is not None, "write_valid runs inside the batch's kept block"
+        self._fresh = Fresh(
+            valid=valid,
+            sids=frozenset(sources[order].sid for order in days),
+            cache=self._batch_cache,
+        )
         return days
 
     def write_snapshot(
@@ -262,7 +287,7 @@ class SparkEngine:
     def _forget_fresh(self) -> None:
         """Drop the rows a previous batch left in memory (its `compute_days` never ran)."""
         if self._fresh is not None:
-            self._fresh.valid.unpersist()
+            self._fresh.cache.unpersist()
             self._fresh = None
 
     def _size_shuffles(self, sources: Sequence[Source]) -> None:
@@ -297,6 +322,7 @@ class SparkEngine:
             key_of=lambda v: layout.validated_stream_key(
                 date.fromisoformat(v["listen_date"]), sources[int(v[ORDER])].sid
             ),
+            grouped=True,
         )
         days: dict[int, list[str]] = {}
         for values in written:
@@ -357,6 +383,7 @@ class SparkEngine:
             order_by=("source_line",),
             columns=(*contract.columns, *BAD_RECORD_COLUMNS),
             key_of=lambda v: key(contract.name, v[_REASON_FOLDER], sources[int(v[ORDER])].sid),
+            grouped=True,
         )
 
     # ------------------------------------------------------------------ lake access

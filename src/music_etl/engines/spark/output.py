@@ -54,36 +54,65 @@ class TempWriter:
         order_by: Sequence[str],
         columns: Sequence[str],
         key_of: Callable[[Mapping[str, str]], str],
+        grouped: bool = False,
     ) -> list[dict[str, str]]:
         """Write one Parquet file per partition value and move it to `key_of(values)`.
 
-        One task holds each partition value, so each gets exactly one file.
         Each file holds `columns`, rows sorted by `order_by` (which may be working
         columns that are not written). Returns the partition values written.
+
+        One task must hold all rows of a partition value, so that it gets exactly one
+        file. `grouped` says the frame's partitions already do that (a validation batch:
+        each source file is read by one task and its rows stay there), so the rows are
+        written where they are, without a shuffle. That is checked on what Spark wrote:
+        if a value got two files after all, the frame is shuffled and written again.
         """
         prefix = f"{TMP_PREFIX}{uuid.uuid4().hex}/"
         try:
-            # One task per partition value: exactly one file per key.
-            # One task per partition value: exactly one file per key.
-            spread = frame.repartition(*partition_by) if partition_by else frame.repartition(1)
-            shaped = spread.sortWithinPartitions(*partition_by, *order_by)
-            writer = shaped.select(*partition_by, *columns).write
-            if partition_by:
-                writer = writer.partitionBy(*partition_by)
-            writer.parquet(spark_path(self._storage.uri(prefix)))
-            produced = self._produced(prefix)
+            shape = {"partition_by": partition_by, "order_by": order_by, "columns": columns}
+            produced = None
+            if grouped and partition_by:
+                produced = self._write(frame, prefix, **shape, shuffle=False)
+                if produced is None:
+                    self.remove(prefix)
+            if produced is None:
+                produced = self._write(frame, prefix, **shape, shuffle=True)
+            if produced is None:
+                raise StorageError(f"Spark wrote two files for one partition under {prefix}")
             for values, key in produced:
                 self._storage.move(key, key_of(values))
             return [values for values, _key in produced]
         finally:
             self.remove(prefix)
 
+    def _write(
+        self,
+        frame: DataFrame,
+        prefix: str,
+        *,
+        partition_by: Sequence[str],
+        order_by: Sequence[str],
+        columns: Sequence[str],
+        shuffle: bool,
+    ) -> list[tuple[dict[str, str], str]] | None:
+        """Write `frame` under `prefix`; its files by partition values (None: not one each)."""
+        spread = frame
+        if shuffle:
+            # One task per partition value: exactly one file per key.
+            spread = frame.repartition(*partition_by) if partition_by else frame.repartition(1)
+        shaped = spread.sortWithinPartitions(*partition_by, *order_by)
+        writer = shaped.select(*partition_by, *columns).write
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        writer.parquet(spark_path(self._storage.uri(prefix)))
+        return self._produced(prefix)
+
     def remove(self, prefix: str) -> None:
         """Delete the folder `prefix` of the lake with everything Spark left in it."""
         delete_tree(self._spark, self._storage.uri(prefix))
 
-    def _produced(self, prefix: str) -> list[tuple[dict[str, str], str]]:
-        """The data files under `prefix` with the partition values of their folders."""
+    def _produced(self, prefix: str) -> list[tuple[dict[str, str], str]] | None:
+        """The data files under `prefix` with their partition values; None if a value has two."""
         found: dict[tuple[tuple[str, str], ...], str] = {}
         for info in self._storage.list(prefix):
             *folders, name = info.key[len(prefix) :].split("/")
@@ -91,7 +120,7 @@ class TempWriter:
                 continue
             values = tuple(_partition_value(folder) for folder in folders)
             if values in found:
-                raise StorageError(f"Spark wrote two files for one partition under {prefix}")
+                return None
             found[values] = info.key
         return [(dict(values), key) for values, key in sorted(found.items())]
 

@@ -34,8 +34,12 @@ from music_etl.logic.rules import (
 )
 
 _TS_FORMAT = "yyyy-MM-dd HH:mm:ss"
-_SEEN = "_seen_before"
-_SEEN_BEFORE_BATCH = "_seen_before_batch"
+_POSITION = "_position"
+_LAST_ORDER = "_last_order"
+#: The file order given to keys earlier files put in the lake: before every file of a batch.
+_BEFORE_BATCH = -1
+#: Repeated keys up to this many rows are broadcast to the join (about 100 MB).
+BROADCAST_ROWS = 1_000_000
 _KEY = "_reference_key"
 _TEXT_PREFIX = "_text_"
 _FIRST = "_first_position"
@@ -182,33 +186,53 @@ def apply_first_occurrence(
 ) -> DataFrame:
     """Mark later repeats of `rule.key` among still-valid rows, and keys in `seen`.
 
-    The first row in file order, then line order, wins. Found by aggregation, not a
-    window: the keys that occur more than once with their first position (a small
-    frame, checkpointed so the big one is never sorted) are joined back.
+    The first row in file order, then line order, wins; a key `seen` holds (accepted
+    from an earlier file) comes before every row of the batch. Found by one aggregation,
+    not a window: the keys that occur more than once, with their first position, are a
+    small frame, checkpointed and broadcast (`repeated_keys`), so the big frame is never
+    shuffled or sorted and keeps its partitions (one file's rows in one partition).
     """
     key = list(rule.key)
     valid = F.col(REASON).isNull()
-    position = F.struct(F.col(ORDER), F.col(LINE))
-    repeats = (
-        frame.where(valid)
-        .groupBy(*key)
-        .agg(F.min(position).alias(_FIRST), F.count(F.lit(1)).alias(_REPEATS))
-        .where(F.col(_REPEATS) > 1)
+    position = _position(F.col(ORDER), F.col(LINE))
+    positions = frame.where(valid).select(*key, position.alias(_POSITION))
+    if seen is not None:
+        before = _position(F.lit(_BEFORE_BATCH), F.lit(0))
+        positions = positions.unionByName(seen.select(*key, before.alias(_POSITION)))
+    repeats = repeated_keys(
+        positions.groupBy(*key)
+        .agg(
+            F.min(_POSITION).alias(_FIRST),
+            F.count(F.lit(1)).alias(_REPEATS),
+            F.max(F.col(_POSITION)[ORDER]).alias(_LAST_ORDER),
+        )
+        # Keys only earlier files hold concern no row of the batch.
+        .where((F.col(_REPEATS) > 1) & (F.col(_LAST_ORDER) > _BEFORE_BATCH))
         .select(*(F.col(c).alias(_key_name(c)) for c in key), _FIRST)
-        .localCheckpoint(eager=True)
     )
-    # Null-safe: a window's partition would group null keys together too.
+    # Null-safe: the aggregation groups null keys together too.
     same = reduce(lambda a, b: a & b, (frame[c].eqNullSafe(repeats[_key_name(c)]) for c in key))
     frame = frame.join(repeats, same, "left").drop(*(_key_name(c) for c in key))
     later = valid & F.col(_FIRST).isNotNull() & (position != F.col(_FIRST))
-    frame = frame.withColumn(_SEEN, later).drop(_FIRST)
-    if seen is not None:
-        known = seen.select(*key).distinct().withColumn(_SEEN_BEFORE_BATCH, boolean(value=True))
-        frame = frame.join(known, on=key, how="left")
-        earlier = F.coalesce(F.col(_SEEN_BEFORE_BATCH), boolean(value=False))
-        frame = frame.withColumn(_SEEN, F.col(_SEEN) | earlier).drop(_SEEN_BEFORE_BATCH)
-    reason = F.when(valid & F.col(_SEEN), F.lit(rule.reason)).otherwise(F.col(REASON))
-    return frame.withColumn(REASON, reason).drop(_SEEN)
+    reason = F.when(later, F.lit(rule.reason)).otherwise(F.col(REASON))
+    return frame.withColumn(REASON, reason).drop(_FIRST)
+
+
+def repeated_keys(repeats: DataFrame) -> DataFrame:
+    """`repeats` computed once (checkpointed), marked for broadcast while it is small.
+
+    Spark estimates a checkpoint's size from the plan it came from (the whole batch),
+    so it would plan a sort-merge join that shuffles and sorts every row of the batch
+    to join a few thousand keys. The checkpoint's real row count decides instead; past
+    `BROADCAST_ROWS` the join is left to the planner (correct, slower).
+    """
+    kept = repeats.localCheckpoint(eager=True)
+    return F.broadcast(kept) if kept.count() <= BROADCAST_ROWS else kept
+
+
+def _position(order: Column, line: Column) -> Column:
+    """A row's place in the batch: file order, then line; comparable as a struct."""
+    return F.struct(order.cast("int").alias(ORDER), line.cast("long").alias(LINE))
 
 
 def _key_name(column: str) -> str:
