@@ -205,6 +205,14 @@ def _rows_section(
     return lines
 
 
+def _round_line(engine: dict[str, Any], ref: dict[str, Any]) -> str:
+    def gb(result: dict[str, Any]) -> str:
+        java = result.get("peak_rss_by", {}).get("java", 0)
+        return f"{result['peak_rss'] / 2**30:.2f} ({java / 2**30:.2f})"
+
+    return f"CPU {engine['cpu']:.1f} / {ref['cpu']:.1f} s, peak RSS {gb(engine)} / {gb(ref)} GB"
+
+
 def _section(args: argparse.Namespace, measured: dict[int, Any]) -> str:
     import pyspark
 
@@ -235,6 +243,17 @@ def _section(args: argparse.Namespace, measured: dict[int, Any]) -> str:
     ]
     for rows, (engines, refs, _compared) in measured.items():
         lines += _rows_section(rows, engines, refs)
+    lines.append("")
+    lines.append(
+        "Per round, engine / reference: CPU seconds, peak RSS in GB (of which the JVM's). "
+        "The JVM's peak follows its heap, which G1 grows by its own measure of allocation "
+        "pressure: it varies by several hundred MB between identical runs, so only "
+        "medians over rounds mean anything."
+    )
+    lines.append("")
+    for rows, (engines, refs, _compared) in measured.items():
+        for number, (engine, ref) in enumerate(zip(engines, refs, strict=True), start=1):
+            lines.append(f"- {rows / 1e6:g} M, round {number}: {_round_line(engine, ref)}")
     lines.append("")
     for rows, (_engines, _refs, compared) in measured.items():
         tables = ", ".join(
