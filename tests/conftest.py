@@ -6,7 +6,7 @@ import csv
 import io
 import os
 import shutil
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,21 @@ from music_etl.settings import Settings, load_settings
 
 #: The processing clock every test run uses unless it says otherwise.
 NOW = "2024-07-01T00:00:00Z"
+#: PySpark's `collect` leaves its result socket to the garbage collector.
+SPARK_SOCKETS = pytest.mark.filterwarnings(
+    "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning"
+)
+#: The marks of a test that uses Spark: one xdist worker runs them all (one JVM).
+SPARK = (pytest.mark.spark, pytest.mark.xdist_group("spark"), SPARK_SOCKETS)
+
+
+def spark_test(test: Callable[..., None]) -> Callable[..., None]:
+    """`test` with the `SPARK` marks."""
+    for mark in SPARK:
+        test = mark(test)
+    return test
+
+
 SONG_HEADER = (
     "track_id",
     "artists",
@@ -95,13 +110,18 @@ class Lake:
         return load_settings(env={}, config=self.root / "no-config.toml", **values)
 
 
+def require_spark() -> None:
+    """Skip the test where Spark cannot run: no PySpark, or no Java."""
+    pytest.importorskip("pyspark")
+    if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
+        pytest.skip("the Spark engine needs Java 17 (java on PATH or JAVA_HOME)")
+
+
 @pytest.fixture(scope="session")
 def spark() -> Iterator[Any]:
     """The one Spark session of the test run (each xdist worker's): local, two cores, no UI,
     loopback only; the conformance suites and the job counts share it."""
-    pytest.importorskip("pyspark")
-    if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
-        pytest.skip("the Spark engine needs Java 17 (java on PATH or JAVA_HOME)")
+    require_spark()
     from pyspark.sql import SparkSession
 
     session = (

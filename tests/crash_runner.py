@@ -1,8 +1,9 @@
 """Run the pipeline on a lake and die (as `kill -9` would) at a named point.
 
-Usage: python tests/crash_runner.py LAKE_DIR NOW POINT [BATCH_BYTES]
+Usage: python tests/crash_runner.py LAKE_DIR NOW POINT [BATCH_BYTES|-] [ENGINE]
 
-POINT is one of `POINTS` (or `none`: a normal run, exit 0). A crash exits with 137
+POINT is one of `POINTS` (or `none`: a normal run, exit 0); ENGINE is `polars` (the
+default) or `spark`. A crash exits with 137
 through `os._exit`, so no `finally`, no rollback and no lock release runs.
 
 The module also holds the helpers the crash and concurrency tests share: a
@@ -135,16 +136,21 @@ POINTS: dict[str, Callable[[Components], Components]] = {
     "before_archive": lambda c: _faulty_storage(c, method="move", nth=1, prefix=layout.RAW_STREAMS),
     # first file archived, second marked done but not archived, others still claimed
     "mid_archive": lambda c: _faulty_storage(c, method="move", nth=2, prefix=layout.RAW_STREAMS),
+    # Spark only: a write's files are in its temp folder, one moved to its key, the rest not
+    "mid_spark_move": lambda c: _faulty_storage(c, method="move", nth=2, prefix="_tmp/spark/"),
 }
 POINTS["after_done_before_archive"] = POINTS["before_archive"]
 
 
-def lake_settings(lake: str | Path, now: str, batch_bytes: int | None = None) -> Settings:
+def lake_settings(
+    lake: str | Path, now: str, batch_bytes: int | None = None, engine: str = "polars"
+) -> Settings:
     """Settings for `lake` with a fixed clock and no config file or environment."""
     return load_settings(
         lake=str(lake),
         now=now,
         batch_bytes=batch_bytes,
+        engine=engine,
         env={},
         config=Path(lake) / "no-config.toml",
     )
@@ -161,8 +167,9 @@ def close(components: Components) -> None:
 def main(argv: Sequence[str]) -> int:
     """Run with the fault POINT injected; only `none` returns."""
     lake, now, point = argv[:3]
-    batch_bytes = int(argv[3]) if len(argv) > 3 else None
-    components = open_components(lake_settings(lake, now, batch_bytes))
+    batch_bytes = int(argv[3]) if len(argv) > 3 and argv[3] != "-" else None
+    engine = argv[4] if len(argv) > 4 else "polars"
+    components = open_components(lake_settings(lake, now, batch_bytes, engine))
     if point != "none":
         components = POINTS[point](components)
     run_with(components, Silent())

@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import NOW, Lake
+from conftest import NOW, Lake, require_spark
 from crash_runner import (
     derived_state,
     events,
@@ -78,14 +78,33 @@ def valid_events(root: Path) -> list[tuple[object, ...]]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("runners", "batch_bytes"), [(2, None), (3, 1)])
+@pytest.mark.parametrize(
+    ("runners", "batch_bytes", "engine"),
+    # Spark: its runs are subprocesses with their own JVMs, so any worker may run it.
+    [
+        (2, None, "polars"),
+        (3, 1, "polars"),
+        pytest.param(2, None, "spark", marks=pytest.mark.spark),
+    ],
+)
 def test_concurrent_runs_process_each_file_exactly_once(
-    tmp_path: Path, baseline: dict[str, object], runners: int, batch_bytes: int | None
+    tmp_path: Path,
+    baseline: dict[str, object],
+    *,
+    runners: int,
+    batch_bytes: int | None,
+    engine: str,
 ) -> None:
+    """The baseline is the embedded engine's: both engines must leave the same lake."""
+    if engine == "spark":
+        require_spark()
     root = tmp_path / "lake"
     landing_zone(root)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MUSIC_ETL_")}
     env["MUSIC_ETL_NOW"] = NOW
+    env["MUSIC_ETL_ENGINE"] = engine
+    # Each waits for the other's lock: a Spark run (a JVM each) outlasts the default minute.
+    env["MUSIC_ETL_LOCK_WAIT_SECONDS"] = "600"
     if batch_bytes is not None:
         env["MUSIC_ETL_BATCH_BYTES"] = str(batch_bytes)
 
@@ -100,7 +119,8 @@ def test_concurrent_runs_process_each_file_exactly_once(
         )
         for _ in range(runners)
     ]
-    outputs = [p.communicate(timeout=60) for p in procs]
+    timeout = 60 if engine == "polars" else 300  # JVMs to start on a busy machine
+    outputs = [p.communicate(timeout=timeout) for p in procs]
 
     assert [p.returncode for p in procs] == [0] * runners, outputs
     state = derived_state(root)

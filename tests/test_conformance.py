@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from conftest import SHARED_DATA, SONG_HEADER, Lake, csv_bytes, default_songs
+from conftest import SHARED_DATA, SONG_HEADER, SPARK, SPARK_SOCKETS, Lake, csv_bytes, default_songs
 from lake_snapshot import Snapshot, assert_same, snapshot
 from music_etl.logic import layout
 from music_etl.logic.contract import DIMENSIONS, FILE_REASONS, STREAMS
@@ -33,14 +33,10 @@ from test_edge_matrix import CASES, FIRST, HEADER, SECOND, matrix_users, stream_
 from test_hostile_input import GOOD, GOOD_LINES, with_bad_rows
 
 LOAD_ALL = 1.0
-#: PySpark's `collect` leaves its result socket to the garbage collector.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning"
-)
+pytestmark = SPARK_SOCKETS
 
 # --------------------------------------------------------------------------- engines
 
-SPARK = [pytest.mark.spark, pytest.mark.xdist_group("spark")]
 ENGINES = [pytest.param("polars"), pytest.param("spark", marks=SPARK)]
 
 #: (engine, scenario) -> why that engine cannot give the embedded engine's answer.

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import NOW, Lake
+from conftest import NOW, Lake, spark_test
 from crash_runner import (
     derived_state,
     events,
@@ -85,9 +85,9 @@ def stage_two(root: Path) -> None:
     )
 
 
-def run_clean(root: Path, batch_bytes: int | None = None) -> RunReport:
+def run_clean(root: Path, batch_bytes: int | None = None, engine: str = "polars") -> RunReport:
     """A normal in-process run that closes its connections."""
-    components = open_components(lake_settings(root, NOW, batch_bytes))
+    components = open_components(lake_settings(root, NOW, batch_bytes, engine))
     try:
         return run_with(components, Silent())
     finally:
@@ -99,12 +99,13 @@ def close(components: Components) -> None:
     components.serving.close()  # type: ignore[attr-defined]
 
 
-def crash_run(root: Path, point: str, batch_bytes: int | None = None) -> None:
+def crash_run(
+    root: Path, point: str, batch_bytes: int | None = None, engine: str = "polars"
+) -> None:
     """Run the crash runner on `root` and check that it died at `point`."""
-    args = [sys.executable, str(RUNNER), str(root), NOW, point]
-    if batch_bytes is not None:
-        args.append(str(batch_bytes))
-    done = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+    args = [sys.executable, str(RUNNER), str(root), NOW, point, str(batch_bytes or "-"), engine]
+    timeout = 60 if engine == "polars" else 240  # a JVM to start on a busy machine
+    done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
     assert done.returncode == CRASH_EXIT_CODE, (done.returncode, done.stdout, done.stderr)
 
 
@@ -218,6 +219,33 @@ def test_a_crash_is_completed_by_the_next_run(
     assert not report.failed
     assert temp_files(lake_root) == []
     diff = state_diff(derived_state(lake_root), baselines(batch_bytes))
+    assert diff == [], "\n".join(diff)
+
+
+@pytest.mark.slow
+@spark_test
+def test_a_crash_inside_the_spark_engines_writes_is_completed_by_the_next_run(
+    spark: object,
+    lake_root: Path,
+    baselines: Callable[[int | None], dict[str, object]],
+) -> None:
+    """The crash points above are the pipeline's, the same for both engines; this one is
+    Spark's own: a write's files are in its temp folder (`_tmp/spark/`), one of them
+    moved to its key, the others not. The next run (Spark again) must leave the state
+    an uncrashed run leaves (the baseline is the embedded engine's: the engines write
+    the same lake)."""
+    crash_run(lake_root, "mid_spark_move", engine="spark")
+
+    ledger = derived_state(lake_root)["ledger"]
+    assert isinstance(ledger, dict)
+    assert tuple(ledger[k]["status"] for k in STAGE_TWO) == (C, C, C)
+    left = [p for p in (lake_root / "_tmp").rglob("*") if p.is_file()]
+    assert left, "the crash left Spark's temp files behind"
+    report = run_clean(lake_root, engine="spark")
+    assert not report.failed
+    assert temp_files(lake_root) == []
+    assert not [p for p in (lake_root / "_tmp").rglob("*") if p.is_file()]
+    diff = state_diff(derived_state(lake_root), baselines(None))
     assert diff == [], "\n".join(diff)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,8 @@ from music_etl.adapters.serving.sqlite import SQLiteServingStore
 from music_etl.logic import catalog, contract
 from music_etl.logic.contract import Metric
 from music_etl.logic.rules import Kind
-from music_etl.logic.serving_model import DAILY_GENRE_KPIS
+from music_etl.logic.serving_model import DAILY_GENRE_KPIS, TOP_GENRES_PER_DAY
+from music_etl.serve.params import DayRange
 
 NEW_KPI = Metric(name="distinct_tracks", op="count_distinct", column="track_id")
 RATIO_KPI = Metric(
@@ -104,3 +106,39 @@ def test_a_store_made_before_a_new_kpi_gains_its_column(
 def test_a_metric_kind_follows_its_op() -> None:
     assert replace(NEW_KPI, op="sum").kind is Kind.INT64
     assert RATIO_KPI.kind is Kind.FLOAT64
+
+
+def test_a_new_kpi_reaches_the_api_answers_and_its_description(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from music_etl.serve import serving_views
+    from music_etl.serve.openapi import openapi_document
+
+    url = f"sqlite:///{tmp_path / 'serving.sqlite'}"
+    old = SQLiteServingStore(url)  # a day loaded before the new KPIs existed
+    old.replace_days(["2024-05-31"], _day("2024-05-31", {**ROW, "date": "2024-05-31"}))
+    old.close()
+    monkeypatch.setattr(contract, "KPI_METRICS", (*contract.KPI_METRICS, NEW_KPI, RATIO_KPI))
+    store = SQLiteServingStore(url)
+    row = {**ROW, "distinct_tracks": 3, "plays_per_listener": 2.0}
+    store.replace_days(["2024-06-01"], _day("2024-06-01", row))
+    try:
+        span = DayRange(date(2024, 5, 31), date(2024, 6, 1))
+        points = serving_views.trend(store, "pop", span)["points"]
+    finally:
+        store.close()
+    assert [(p["distinct_tracks"], p["plays_per_listener"]) for p in points] == [
+        (None, None),
+        (3, 2.0),
+    ]
+    assert points[1]["listen_count"] == 4
+    schemas = openapi_document("0")["components"]["schemas"]
+    kpi = schemas["Day"]["properties"]["kpis"]["items"]["properties"]
+    assert kpi["distinct_tracks"] == {"type": ["integer", "null"]}
+    assert kpi["plays_per_listener"] == {"type": ["number", "null"]}
+
+
+def _day(day: str, kpis: dict[str, object]) -> dict[str, list[dict[str, object]]]:
+    """One genre's KPIs and its top-genre row (which makes the day listed)."""
+    top = {"date": day, "rank": 1, "genre": "pop", "listen_count": 4}
+    return {DAILY_GENRE_KPIS: [kpis], TOP_GENRES_PER_DAY: [top]}

@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import NOW, Lake, default_songs, default_users
+from conftest import NOW, SPARK, Lake, default_songs, default_users
 from crash_runner import derived_state
 from music_etl.adapters.faults import CRASH_EXIT_CODE
 from music_etl.adapters.serving.sqlite import SQLiteServingStore
@@ -25,14 +25,6 @@ from music_etl.pipeline.run import RunReport, run
 
 MUSIC_ETL = str(Path(sys.executable).parent / "music-etl")
 DIMS = ("songs", "users")
-SPARK = [
-    pytest.mark.spark,
-    pytest.mark.xdist_group("spark"),
-    # PySpark's `collect` leaves its result socket to the garbage collector.
-    pytest.mark.filterwarnings(
-        "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning"
-    ),
-]
 DAY_ONE = [(u, f"t{1 + u % 4}", f"2024-06-25 {u:02d}:00:00") for u in range(1, 21)]
 DAY_TWO = [(u, f"t{1 + u % 4}", f"2024-06-26 {u:02d}:00:00") for u in range(1, 21)]
 SNAPSHOT_PREFIXES = (

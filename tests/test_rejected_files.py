@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import NOW, Lake
+from conftest import NOW, SPARK_SOCKETS, Lake
 from deploy.webhook_server import webhook_server
 from lake_snapshot import parquet_files, serving_items, state_diff
 from music_etl.adapters.ledger.sqlite import SQLiteLedger
@@ -30,10 +30,7 @@ from music_etl.pipeline.run import run
 from test_conformance import ENGINES
 from test_edge_matrix import stream_file
 
-#: PySpark's `collect` leaves its result socket to the garbage collector.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning"
-)
+pytestmark = SPARK_SOCKETS
 MUSIC_ETL = str(Path(sys.executable).parent / "music-etl")
 KEY = layout.RAW_STREAMS + "a.csv"
 SID = layout.source_id(KEY)

@@ -9,19 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from conftest import Lake
+from conftest import SPARK, Lake
 from music_etl.pipeline.run import run
 
-pytestmark = [
-    pytest.mark.spark,
-    pytest.mark.xdist_group("spark"),
-    # PySpark's `collect` leaves its result socket to the garbage collector.
-    pytest.mark.filterwarnings(
-        "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning"
-    ),
-]
+pytestmark = list(SPARK)
 
 #: A batch of two stream files on a lake whose dimensions are loaded: 42 jobs and 42
 #: stages that ran tasks when measured (adaptive execution runs each shuffle stage as a

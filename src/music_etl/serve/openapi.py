@@ -1,9 +1,14 @@
-"""The OpenAPI 3.1 description of the API, written out (the contract in docs/api.md)."""
+"""The OpenAPI 3.1 description of the API, written out (the contract in docs/api.md).
+
+The KPI fields come from the contract (`contract.KPI_METRICS`), as the answers' do.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from music_etl.logic import contract
+from music_etl.logic.rules import Kind
 from music_etl.serve.params import DEFAULT_RUNS, MAX_RANGE_DAYS, MAX_RUNS
 
 PREFIX = "/api/v1"
@@ -117,10 +122,8 @@ def _ref(name: str) -> dict[str, str]:
 
 def _schemas() -> dict[str, Any]:
     kpis = {
-        "listen_count": _INT,
-        "unique_listeners": _INT,
-        "total_listening_time": _INT,
-        "avg_listening_time": {"type": "number"},
+        m.name: {"type": ["number" if m.kind is Kind.FLOAT64 else "integer", "null"]}
+        for m in contract.KPI_METRICS
     }
     song = _object(rank=_INT, track_id=_STR, track_name=_STR, artists=_STR, play_count=_INT)
     ranked = _object(rank=_INT, genre=_STR, listen_count=_INT)

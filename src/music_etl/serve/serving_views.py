@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
 from music_etl.adapters.serving.base import ServingStore, SkipsBadItems
+from music_etl.logic import contract
+from music_etl.logic.contract import Metric
+from music_etl.logic.rules import Kind
 from music_etl.logic.serving_model import (
     DAILY_GENRE_KPIS,
     TOP_GENRES_PER_DAY,
@@ -87,13 +91,36 @@ def _ends(span: DayRange) -> dict[str, str]:
 
 
 def _kpi(row: dict[str, Any], first: str) -> dict[str, Any]:
-    return {  # spelled out: a comprehension over the names costs twice as much per row
-        first: row[first],
-        "listen_count": int(row["listen_count"]),
-        "unique_listeners": int(row["unique_listeners"]),
-        "total_listening_time": int(row["total_listening_time"]),
-        "avg_listening_time": float(row["avg_listening_time"]),
-    }
+    """A KPI row: `first` (genre or date), then every metric of the contract, typed.
+
+    A metric added to the contract after a day was loaded is null on that day until
+    the day is recomputed.
+    """
+    answer = {first: row[first]}
+    for name, cast in _CASTS.of(contract.KPI_METRICS):
+        value = row.get(name)
+        answer[name] = None if value is None else cast(value)
+    return answer
+
+
+class _MetricCasts:
+    """Each metric's name and JSON type, worked out again only when the contract changes.
+
+    Looked up per row: an identity check, not a hash of the metrics (ten times dearer).
+    """
+
+    def __init__(self) -> None:
+        self._metrics: tuple[Metric, ...] = ()
+        self._casts: tuple[tuple[str, Callable[[Any], Any]], ...] = ()
+
+    def of(self, metrics: tuple[Metric, ...]) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
+        if metrics is not self._metrics:
+            self._casts = tuple((m.name, float if m.kind is Kind.FLOAT64 else int) for m in metrics)
+            self._metrics = metrics
+        return self._casts
+
+
+_CASTS = _MetricCasts()
 
 
 def _top_genre(row: dict[str, Any]) -> dict[str, Any]:
