@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import SONG_HEADER, Lake, csv_bytes, default_songs, spark_test
+from conftest import SONG_HEADER, Lake, csv_bytes, default_songs
 from music_etl.adapters.ledger.sqlite import SQLiteLedger
 from music_etl.logic import layout
 from music_etl.pipeline.run import RunReport, run
@@ -66,11 +66,11 @@ def check_no_loss(lake: Lake, report: RunReport) -> None:
 
 
 def run_files(
-    lake: Lake, files: list[tuple[str, bytes]], threshold: float = 0.05, engine: str = "polars"
+    lake: Lake, files: list[tuple[str, bytes]], threshold: float = 0.05
 ) -> tuple[RunReport, list[tuple[str, bytes]]]:
     """Land `files`, run once; returns the report and the (key, bytes) in processing order."""
     landed = sorted((lake.put_raw(name, data), data) for name, data in files)
-    report = run(lake.settings(bad_row_threshold=threshold, engine=engine))
+    report = run(lake.settings(bad_row_threshold=threshold))
     check_no_loss(lake, report)
     return report, landed
 
@@ -364,33 +364,3 @@ def test_rows_of_a_rejected_file_are_not_seen_by_later_files(lake: Lake) -> None
         ("done", "", 10),
     ]
     assert_matches_oracle(lake, [report], expected)
-
-
-# --------------------------------------------------------------------------- the Spark engine
-
-
-@pytest.mark.slow
-@spark_test
-def test_hostile_files_on_the_spark_engine_lose_nothing(spark: object, lake: Lake) -> None:
-    """The hostile files above in one Spark run: every row accounted for, nothing raised.
-
-    Shapes both engines must read alike (headers, ragged rows, encodings, a 100,000-byte
-    field, quoted line breaks) are compared file for file with the embedded engine in
-    `test_conformance.py`; binary junk is not, since the two CSV readers may split
-    nonsense into different rows. The contract for it is this suite's: loaded whole or
-    rejected whole, every row valid or bad, the good file next to it untouched.
-    """
-    files = [
-        *((f"junk-{name}.csv", data) for name, data in JUNK.items()),
-        ("nonutf8.csv", HEADER + b"1,t\xff1,2024-06-25 10:00:00\n2,t2,2024-06-25 11:00:00\n"),
-        ("z-good.csv", GOOD),
-    ]
-    report, _landed = run_files(lake, files, threshold=LOAD_ALL, engine="spark")
-    results = {Path(f.key).name: f for f in report.files}
-    for name in JUNK:
-        junk = results[f"junk-{name}.csv"]
-        assert junk.rows_valid == 0, junk
-        assert junk.status == "failed" or junk.rows_bad == junk.rows_in, junk
-    assert (results["nonutf8.csv"].rows_valid, results["nonutf8.csv"].rows_bad) == (1, 1)
-    good = results["z-good.csv"]
-    assert (good.status, good.rows_valid) == ("done", len(GOOD_LINES))
