@@ -48,7 +48,7 @@ dashboard-png: demo browser-deps  ## Re-take docs/dashboard.png from the demo la
 	$(BIN)/python scripts/dashboard_screenshot.py --lake demo-lake --out docs/dashboard.png
 
 test: $(STAMP) airflow-env spark-s3-jars $(NODE_STAMP) browser-deps lint typecheck  ## Set up, then lint, type-check and run the whole test suite
-	$(BIN)/pytest -n 2 --dist loadgroup --durations=25
+	$(BIN)/pytest -n 3 --dist loadgroup --durations=25
 
 lint: $(STAMP)  ## ruff check + format check
 	$(BIN)/ruff check src tests benchmarks dags scripts glue_jobs
