@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from music_etl.logic import contract
-from music_etl.logic.rules import Kind
 from music_etl.serve.params import DEFAULT_RUNS, MAX_RANGE_DAYS, MAX_RUNS
+from music_etl.serve.serving_views import JSON_KINDS
 
 PREFIX = "/api/v1"
 _DATE = {"type": "string", "format": "date", "example": "2024-06-01"}
@@ -121,10 +121,7 @@ def _ref(name: str) -> dict[str, str]:
 
 
 def _schemas() -> dict[str, Any]:
-    kpis = {
-        m.name: {"type": ["number" if m.kind is Kind.FLOAT64 else "integer", "null"]}
-        for m in contract.KPI_METRICS
-    }
+    kpis = {m.name: {"type": [JSON_KINDS[m.kind][1], "null"]} for m in contract.KPI_METRICS}
     song = _object(rank=_INT, track_id=_STR, track_name=_STR, artists=_STR, play_count=_INT)
     ranked = _object(rank=_INT, genre=_STR, listen_count=_INT)
     return {

@@ -9,7 +9,6 @@ from typing import Any
 
 from music_etl.adapters.serving.base import ServingStore, SkipsBadItems
 from music_etl.logic import contract
-from music_etl.logic.contract import Metric
 from music_etl.logic.rules import Kind
 from music_etl.logic.serving_model import (
     DAILY_GENRE_KPIS,
@@ -39,9 +38,10 @@ def one_day(store: ServingStore, day: str) -> dict[str, Any]:
         raise ApiError(
             404, NO_SUCH_DAY, f"No results on {day}: GET /api/v1/days lists the days that have."
         )
+    casts = metric_casts()
     return {
         "date": day,
-        "kpis": [_kpi(row, "genre") for row in store.read(DAILY_GENRE_KPIS, [day])],
+        "kpis": [_kpi(row, "genre", casts) for row in store.read(DAILY_GENRE_KPIS, [day])],
         "top_genres": [_top_genre(row) for row in genres],
         "top_songs": [
             {"genre": row["genre"], "songs": _songs(row)}
@@ -74,7 +74,8 @@ def trend(store: ServingStore, genre: str, span: DayRange) -> dict[str, Any]:
             f"No results for genre {genre!r} from {span.start} to {span.end}: check the "
             "spelling (GET /api/v1/days/{day} lists a day's genres) or widen from/to.",
         )
-    return {**_ends(span), "genre": genre, "points": [_kpi(row, "date") for row in rows]}
+    casts = metric_casts()
+    return {**_ends(span), "genre": genre, "points": [_kpi(row, "date", casts) for row in rows]}
 
 
 def top_genres(store: ServingStore, span: DayRange) -> dict[str, Any]:
@@ -90,37 +91,31 @@ def _ends(span: DayRange) -> dict[str, str]:
     return {"from": span.start.isoformat(), "to": span.end.isoformat()}
 
 
-def _kpi(row: dict[str, Any], first: str) -> dict[str, Any]:
+#: How a KPI of each kind is typed in an answer, and named in the OpenAPI description.
+JSON_KINDS: dict[Kind, tuple[Callable[[Any], Any], str]] = {
+    Kind.INT64: (int, "integer"),
+    Kind.FLOAT64: (float, "number"),
+}
+#: A metric's name and how its value is typed.
+Casts = tuple[tuple[str, Callable[[Any], Any]], ...]
+
+
+def metric_casts() -> Casts:
+    """The contract's KPI metrics in order, each with its cast (read once per answer)."""
+    return tuple((m.name, JSON_KINDS[m.kind][0]) for m in contract.KPI_METRICS)
+
+
+def _kpi(row: dict[str, Any], first: str, casts: Casts) -> dict[str, Any]:
     """A KPI row: `first` (genre or date), then every metric of the contract, typed.
 
     A metric added to the contract after a day was loaded is null on that day until
     the day is recomputed.
     """
     answer = {first: row[first]}
-    for name, cast in _CASTS.of(contract.KPI_METRICS):
+    for name, cast in casts:
         value = row.get(name)
         answer[name] = None if value is None else cast(value)
     return answer
-
-
-class _MetricCasts:
-    """Each metric's name and JSON type, worked out again only when the contract changes.
-
-    Looked up per row: an identity check, not a hash of the metrics (ten times dearer).
-    """
-
-    def __init__(self) -> None:
-        self._metrics: tuple[Metric, ...] = ()
-        self._casts: tuple[tuple[str, Callable[[Any], Any]], ...] = ()
-
-    def of(self, metrics: tuple[Metric, ...]) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
-        if metrics is not self._metrics:
-            self._casts = tuple((m.name, float if m.kind is Kind.FLOAT64 else int) for m in metrics)
-            self._metrics = metrics
-        return self._casts
-
-
-_CASTS = _MetricCasts()
 
 
 def _top_genre(row: dict[str, Any]) -> dict[str, Any]:
