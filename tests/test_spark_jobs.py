@@ -9,7 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from conftest import SPARK, Lake
+from music_etl.engines.spark.io import union_of_files
 from music_etl.pipeline.run import run
 
 pytestmark = list(SPARK)
@@ -51,6 +54,36 @@ def test_a_batch_costs_a_bounded_number_of_spark_jobs_and_stages(spark: Any, lak
     print(f"one batch: {jobs} Spark jobs, {stages} stages")
     assert jobs <= MAX_JOBS, f"{jobs} Spark jobs for one small batch (limit {MAX_JOBS})"
     assert stages <= MAX_STAGES, f"{stages} Spark stages for one small batch (limit {MAX_STAGES})"
+
+
+def test_a_batch_is_spread_by_size_so_that_each_tasks_sorts_stay_small(
+    spark: Any, lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task's sorts hold its rows in the heap: past a few hundred MB of CSV, spreading a
+    batch over the cores only made each task's sorts big enough to grow the driver's heap
+    (docs/spark-engine.md). Here one task per 50 bytes: each file its own task, and the
+    shuffles as many partitions as the size says; the rows come out the same."""
+    from music_etl.engines.spark import engine as spark_engine
+
+    settings = lake.settings(engine="spark")
+    run(settings)  # the dimensions
+    again = (2, "t2", "2024-06-25 11:00:00")
+    rows = [[(1, "t1", f"2024-06-2{n} 10:00:00"), again] for n in range(6)]
+    keys = [lake.put_streams(f"{n}.csv", file) for n, file in enumerate(rows)]
+    size = sum((lake.root / key).stat().st_size for key in keys)
+    spread: list[int] = []
+
+    def union(raws: Any, partitions: int) -> Any:
+        union = union_of_files(raws, partitions)
+        spread.append(union.rdd.getNumPartitions())
+        return union
+
+    monkeypatch.setattr(spark_engine, "_BYTES_PER_TASK", 50)
+    monkeypatch.setattr(spark_engine, "union_of_files", union)
+    report = run(settings)
+    assert spread == [6], "one task per file: the batch is over 6 x 50 bytes"
+    assert int(spark.conf.get("spark.sql.shuffle.partitions")) == -(-size // 50) > 6
+    assert sorted(f.rows_valid for f in report.files) == [1] * 5 + [2], "2's row: first file's"
 
 
 # --------------------------------------------------------------------------- no shuffle of a batch

@@ -47,8 +47,10 @@ DayRows = tuple[DataFrame, DataFrame, bool] | None
 #: Columns of a validated stream file: `listen_date` is its partition folder.
 _VALID_FILE_COLUMNS = tuple(c for c in VALID_STREAM_COLUMNS if c != "listen_date")
 _REASON_FOLDER = "_reason_folder"
-#: Raw CSV bytes per shuffle partition (a partition's shuffled rows are a fraction of them).
-_BYTES_PER_SHUFFLE_PARTITION = 256 * 1024 * 1024
+#: Raw CSV bytes per task of a stream batch. A task's sorts (the first-occurrence
+#: aggregation, grouping the rows it writes by day) hold its rows in the heap, so the
+#: batch is spread by size as well as over the cores: AQE's advisory partition size.
+_BYTES_PER_TASK = 64 * 1024 * 1024
 #: What `compute_days` needs of a valid stream row.
 _DAY_ROW_COLUMNS = ("user_id", "track_id", "listen_time")
 #: What Hadoop says when no file system serves a scheme (or its class is not on the classpath).
@@ -89,6 +91,8 @@ class SparkEngine:
         """What `compute_days` took from `_fresh` while it runs."""
         self._batch_cache: DataFrame | None = None
         """The frame `kept` cached for the open validation, if any."""
+        self._batch_tasks = 1
+        """How many tasks the open stream batch is spread over (`_size_tasks`)."""
 
     @property
     def spark(self) -> SparkSession:
@@ -110,7 +114,7 @@ class SparkEngine:
         """Validate the batch's files together; write every day file and bad record."""
         self._forget_fresh()
         with self._job(f"validating {len(batch.sources)} stream file(s)"):
-            self._size_shuffles(batch.sources)
+            self._size_tasks(batch.sources)
             return procedure.validate_streams(self, batch)
 
     def compute_days(self, days: Sequence[date]) -> DayResults:
@@ -140,10 +144,9 @@ class SparkEngine:
         """The files' rows together, judged by the row rules; empties `raws`.
 
         A dimension file stays in one partition; a batch of stream files is spread
-        over twice the default parallelism.
+        over the batch's tasks (`_size_tasks`), at most one per file.
         """
-        parallel = contract is STREAMS
-        partitions = 2 * self.spark.sparkContext.defaultParallelism if parallel else 1
+        partitions = self._batch_tasks if contract is STREAMS else 1
         raw = union_of_files(raws, partitions)
         raws.clear()
         context = RuleContext(references=self._references(contract), clock=clock)
@@ -290,8 +293,12 @@ class SparkEngine:
             self._fresh.cache.unpersist()
             self._fresh = None
 
-    def _size_shuffles(self, sources: Sequence[Source]) -> None:
-        """Shuffle partitions from the batch's raw size; adaptive execution merges small ones."""
+    def _size_tasks(self, sources: Sequence[Source]) -> None:
+        """Spread the batch over twice the cores, and over one task per 64 MB of raw CSV.
+
+        The number serves both the read (files are merged into that many partitions,
+        whole) and the shuffles; adaptive execution merges small shuffle partitions.
+        """
         size = sum(
             info.size
             for source in sources
@@ -299,8 +306,8 @@ class SparkEngine:
             if info.key == source.key
         )
         parallelism = self.spark.sparkContext.defaultParallelism
-        partitions = max(parallelism, -(-size // _BYTES_PER_SHUFFLE_PARTITION))
-        self.spark.conf.set("spark.sql.shuffle.partitions", str(partitions))
+        self._batch_tasks = max(2 * parallelism, -(-size // _BYTES_PER_TASK))
+        self.spark.conf.set("spark.sql.shuffle.partitions", str(self._batch_tasks))
 
     def _write_valid(
         self, sources: Sequence[Source], valid: DataFrame
