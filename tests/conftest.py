@@ -22,13 +22,27 @@ NOW = "2024-07-01T00:00:00Z"
 SPARK_SOCKETS = pytest.mark.filterwarnings(
     "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning"
 )
-#: The marks of a test that uses Spark: one xdist worker runs them all (one JVM).
+#: The marks of a test that uses Spark in this process: the `spark` fixture, or a session
+#: that `getOrCreate` finds. One xdist worker runs them all, so the run starts one such JVM
+#: (about 1.5 GB resident), not one per worker.
 SPARK = (pytest.mark.spark, pytest.mark.xdist_group("spark"), SPARK_SOCKETS)
+#: The marks of a test that runs Spark only in subprocesses (`music-etl --engine spark`, the
+#: Glue job scripts): each starts and stops its own JVM and shares nothing with `spark`, so
+#: any worker may run it. Pinned to the "spark" group they only lengthened that worker's
+#: queue, the longest of the run (docs/spark-engine.md#how-the-tests-run-spark).
+SPARK_CLI = (pytest.mark.spark,)
 
 
 def spark_test(test: Callable[..., None]) -> Callable[..., None]:
     """`test` with the `SPARK` marks."""
     for mark in SPARK:
+        test = mark(test)
+    return test
+
+
+def spark_cli_test(test: Callable[..., None]) -> Callable[..., None]:
+    """`test` with the `SPARK_CLI` marks."""
+    for mark in SPARK_CLI:
         test = mark(test)
     return test
 
@@ -117,10 +131,17 @@ def require_spark() -> None:
         pytest.skip("the Spark engine needs Java 17 (java on PATH or JAVA_HOME)")
 
 
+#: The test session's JVM: small inputs and many short jobs, on two cores the whole suite
+#: keeps busy. The client compiler alone and the serial collector cut its CPU time by about
+#: a third (docs/spark-engine.md#how-the-tests-run-spark); the plans, the code Spark
+#: generates and what it computes are the same.
+TEST_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+
+
 @pytest.fixture(scope="session")
 def spark() -> Iterator[Any]:
     """The one Spark session of the test run (each xdist worker's): local, two cores, no UI,
-    loopback only; the conformance suites and the job counts share it."""
+    loopback only, `TEST_JVM_OPTIONS`; the conformance suites and the job counts share it."""
     require_spark()
     from pyspark.sql import SparkSession
 
@@ -133,6 +154,7 @@ def spark() -> Iterator[Any]:
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.sql.shuffle.partitions", "2")
         .config("spark.default.parallelism", "2")
+        .config("spark.driver.extraJavaOptions", TEST_JVM_OPTIONS)
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
