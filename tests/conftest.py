@@ -131,17 +131,10 @@ def require_spark() -> None:
         pytest.skip("the Spark engine needs Java 17 (java on PATH or JAVA_HOME)")
 
 
-#: The test session's JVM: small inputs and many short jobs, on two cores the whole suite
-#: keeps busy. The client compiler alone and the serial collector cut its CPU time by about
-#: a third (docs/spark-engine.md#how-the-tests-run-spark); the plans, the code Spark
-#: generates and what it computes are the same.
-TEST_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
-
-
 @pytest.fixture(scope="session")
 def spark() -> Iterator[Any]:
     """The one Spark session of the test run (each xdist worker's): local, two cores, no UI,
-    loopback only, `TEST_JVM_OPTIONS`; the conformance suites and the job counts share it."""
+    loopback only; the conformance suites and the job counts share it."""
     require_spark()
     from pyspark.sql import SparkSession
 
@@ -154,7 +147,6 @@ def spark() -> Iterator[Any]:
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.sql.shuffle.partitions", "2")
         .config("spark.default.parallelism", "2")
-        .config("spark.driver.extraJavaOptions", TEST_JVM_OPTIONS)
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
