@@ -22,13 +22,27 @@ NOW = "2024-07-01T00:00:00Z"
 SPARK_SOCKETS = pytest.mark.filterwarnings(
     "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning"
 )
-#: The marks of a test that uses Spark: one xdist worker runs them all (one JVM).
+#: The marks of a test that uses Spark in this process: the `spark` fixture, or a session
+#: that `getOrCreate` finds. One xdist worker runs them all, so the run starts one such JVM
+#: (about 1.5 GB resident), not one per worker.
 SPARK = (pytest.mark.spark, pytest.mark.xdist_group("spark"), SPARK_SOCKETS)
+#: The marks of a test that runs Spark only in subprocesses (`music-etl --engine spark`, the
+#: Glue job scripts): each starts and stops its own JVM and shares nothing with `spark`, so
+#: any worker may run it. Pinned to the "spark" group they only lengthened that worker's
+#: queue, the longest of the run (docs/spark-engine.md#how-the-tests-run-spark).
+SPARK_CLI = (pytest.mark.spark,)
 
 
 def spark_test(test: Callable[..., None]) -> Callable[..., None]:
     """`test` with the `SPARK` marks."""
     for mark in SPARK:
+        test = mark(test)
+    return test
+
+
+def spark_cli_test(test: Callable[..., None]) -> Callable[..., None]:
+    """`test` with the `SPARK_CLI` marks."""
+    for mark in SPARK_CLI:
         test = mark(test)
     return test
 

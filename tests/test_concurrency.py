@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import NOW, Lake, require_spark
+from conftest import NOW, SPARK_CLI, Lake, require_spark
 from crash_runner import (
     derived_state,
     events,
@@ -80,11 +80,11 @@ def valid_events(root: Path) -> list[tuple[object, ...]]:
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("runners", "batch_bytes", "engine"),
-    # Spark: its runs are subprocesses with their own JVMs, so any worker may run it.
+    # Spark: its runs are subprocesses with their own JVMs (`SPARK_CLI`).
     [
         (2, None, "polars"),
         (3, 1, "polars"),
-        pytest.param(2, None, "spark", marks=pytest.mark.spark),
+        pytest.param(2, None, "spark", marks=SPARK_CLI),
     ],
 )
 def test_concurrent_runs_process_each_file_exactly_once(

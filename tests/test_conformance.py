@@ -22,7 +22,16 @@ from typing import Any
 
 import pytest
 
-from conftest import SHARED_DATA, SONG_HEADER, SPARK, SPARK_SOCKETS, Lake, csv_bytes, default_songs
+from conftest import (
+    SHARED_DATA,
+    SONG_HEADER,
+    SPARK,
+    SPARK_SOCKETS,
+    Lake,
+    csv_bytes,
+    default_songs,
+    spark_test,
+)
 from lake_snapshot import Snapshot, assert_same, snapshot
 from music_etl.logic import layout
 from music_etl.logic.contract import DIMENSIONS, FILE_REASONS, STREAMS
@@ -389,8 +398,7 @@ def test_engines_restate_no_rule(engine: str) -> None:
 # --------------------------------------------------------------------------- the command line
 
 
-@pytest.mark.spark
-@pytest.mark.xdist_group("spark")
+@spark_test  # in process: the command finds the `spark` session
 def test_the_command_line_runs_the_spark_engine(spark: Any, lake: Lake) -> None:
     from typer.testing import CliRunner
 

@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -349,30 +349,12 @@ def _staged(lake: Lake) -> dict[str, bytes]:
 # --------------------------------------------------------------------------- both engines
 
 
-@pytest.fixture(scope="module")
-def spark_session() -> Iterator[Any]:
-    """A local Spark session (the one of the test run, when there is one)."""
-    pytest.importorskip("pyspark")
-    if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
-        pytest.skip("the Spark engine needs Java 17 (java on PATH or JAVA_HOME)")
-    from pyspark.sql import SparkSession
-
-    yield (
-        SparkSession.builder.master("local[2]")
-        .config("spark.ui.enabled", "false")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.sql.shuffle.partitions", "2")
-        .getOrCreate()
-    )
-
-
 @pytest.mark.parametrize("engine", ["polars", pytest.param("spark", marks=SPARK)])
 def test_both_engines_guard_the_catalogue(
     lake: Lake, engine: str, request: pytest.FixtureRequest
 ) -> None:
     if engine == "spark":
-        request.getfixturevalue("spark_session")
+        request.getfixturevalue("spark")  # the run's one session (conftest)
     settings = lake.settings(engine=engine)
     lake.put_streams("a.csv", DAY_ONE)
     run(settings)

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from conftest import Lake
+from conftest import SPARK_CLI, Lake
 from crash_runner import derived_state
 from lake_snapshot import state_diff
 from music_etl.adapters.faults import RewrittenBeforeMove
@@ -303,7 +303,7 @@ def test_a_run_that_lost_the_lock_stops_before_the_next_batch(lake: Lake) -> Non
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "engine",
-    ["polars", pytest.param("spark", marks=[pytest.mark.spark, pytest.mark.xdist_group("spark")])],
+    ["polars", pytest.param("spark", marks=SPARK_CLI)],
 )
 def test_hidden_landing_names_never_reach_either_engine(lake: Lake, engine: str) -> None:
     streams = lake.root / "raw/streams"

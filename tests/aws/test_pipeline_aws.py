@@ -21,6 +21,7 @@ from aws.helpers import (
     generate_sample,
     lake_state,
 )
+from conftest import spark_cli_test
 from lake_snapshot import state_diff
 from music_etl.adapters.ledger import open_ledger
 from music_etl.adapters.serving import open_serving
@@ -162,8 +163,7 @@ def test_glue_stages_on_s3_equal_one_embedded_run(
     assert state_diff(state, embedded_state) == []
 
 
-@pytest.mark.spark
-@pytest.mark.xdist_group("spark")
+@spark_cli_test
 @pytest.mark.skipif(not (shutil.which("java") or os.environ.get("JAVA_HOME")), reason="no Java")
 def test_spark_without_the_s3a_connector_is_a_configuration_error(aws_lake: AwsLake) -> None:
     """PySpark alone has no `s3://`: exit 2 naming the jars, not a retry, nothing changed."""

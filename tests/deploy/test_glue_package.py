@@ -29,6 +29,7 @@ import pytest
 import yaml
 
 from aws.helpers import NOW, NOWHERE, REGION, client, generate_sample, lake_state
+from conftest import spark_cli_test
 from deploy.conftest import REPO
 from deploy.spark_s3_jars import spark_s3_jars
 from music_etl.adapters.aws.session import DynamoDBTarget
@@ -180,9 +181,8 @@ def dynamodb(endpoint: str, prefix: str) -> tuple[DynamoDBServingStore, DynamoDB
 
 
 @pytest.mark.slow
-@pytest.mark.spark
+@spark_cli_test
 @pytest.mark.aws
-@pytest.mark.xdist_group("spark")
 @pytest.mark.skipif(not (shutil.which("java") or os.environ.get("JAVA_HOME")), reason="no Java")
 def test_artifacts_install_offline_and_the_jobs_equal_an_embedded_run(
     tmp_path: Path, moto_endpoint: str, aws_env: None
