@@ -210,7 +210,7 @@ def _round_line(engine: dict[str, Any], ref: dict[str, Any]) -> str:
         java = result.get("peak_rss_by", {}).get("java", 0)
         return f"{result['peak_rss'] / 2**30:.2f} ({java / 2**30:.2f})"
 
-    return f"CPU {engine['cpu']:.1f} / {ref['cpu']:.1f} s, peak RSS {gb(engine)} / {gb(ref)} GB"
+    return f"CPU {engine['cpu']:.1f} / {ref['cpu']:.1f} s, peak RSS {gb(engine)} / {gb(ref)} GiB"
 
 
 def _section(args: argparse.Namespace, measured: dict[int, Any]) -> str:
@@ -238,14 +238,14 @@ def _section(args: argparse.Namespace, measured: dict[int, Any]) -> str:
         "Python imports and the JVM start; *CPU* is user + system seconds of Python and "
         "the JVM; *peak RSS* sums the peak resident memory of those processes.",
         "",
-        "| rows | job | wall (s) | run (s) | CPU (s) | peak RSS (GB) | load |",
+        "| rows | job | wall (s) | run (s) | CPU (s) | peak RSS (GiB) | load |",
         "|---:|---|---:|---:|---:|---:|---:|",
     ]
     for rows, (engines, refs, _compared) in measured.items():
         lines += _rows_section(rows, engines, refs)
     lines.append("")
     lines.append(
-        "Per round, engine / reference: CPU seconds, peak RSS in GB (of which the JVM's). "
+        "Per round, engine / reference: CPU seconds, peak RSS in GiB (of which the JVM's). "
         "The JVM's peak follows its heap, which G1 grows by its own measure of allocation "
         "pressure: it varies by several hundred MB between identical runs, so only "
         "medians over rounds mean anything."

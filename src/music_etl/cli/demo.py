@@ -16,7 +16,6 @@ from music_etl.settings import load_settings
 
 _MARKER = ".music-etl-demo"
 _EXAMPLE_SQL = "SELECT * FROM daily_genre_kpis ORDER BY listen_count DESC LIMIT 5"
-_EXAMPLE_SQL = "SELECT * FROM daily_genre_kpis ORDER BY listen_count DESC LIMIT 5"
 
 
 def run_demo(lake: str, streams: int) -> None:
