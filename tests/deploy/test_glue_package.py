@@ -29,7 +29,7 @@ import pytest
 import yaml
 
 from aws.helpers import NOW, NOWHERE, REGION, client, generate_sample, lake_state
-from conftest import spark_cli_test
+from conftest import SUBPROCESS_JVM_OPTIONS, spark_cli_test
 from deploy.conftest import REPO
 from deploy.spark_s3_jars import spark_s3_jars
 from music_etl.adapters.aws.session import DynamoDBTarget
@@ -138,8 +138,10 @@ def job_env(endpoint: str, jars: list[Path] | None = None) -> dict[str, str]:
     """
     dropped = ("MUSIC_ETL_", "AWS_", "PYTHON", "VIRTUAL_ENV", "PYSPARK_", "SPARK_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(dropped)}
+    submit = ["--driver-java-options", SUBPROCESS_JVM_OPTIONS]
     if jars:
-        env["PYSPARK_SUBMIT_ARGS"] = f"--jars {','.join(map(str, jars))} pyspark-shell"
+        submit += ["--jars", ",".join(map(str, jars))]
+    env["PYSPARK_SUBMIT_ARGS"] = " ".join([*submit, "pyspark-shell"])
     return env | {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
