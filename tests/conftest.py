@@ -41,21 +41,26 @@ SPARK_CLI = (pytest.mark.spark,)
 #: alone). Production JVMs are untouched: this is the tests' environment only.
 SUBPROCESS_JVM_OPTIONS = "-XX:TieredStopAtLevel=1"
 _SUBMIT_ARGS = "PYSPARK_SUBMIT_ARGS"
-os.environ.setdefault(_SUBMIT_ARGS, f"--driver-java-options {SUBPROCESS_JVM_OPTIONS} pyspark-shell")
+_TEST_SUBMIT_ARGS = f"--driver-java-options {SUBPROCESS_JVM_OPTIONS} pyspark-shell"
+os.environ.setdefault(_SUBMIT_ARGS, _TEST_SUBMIT_ARGS)
+Test = Callable[..., None]
 
 
-def spark_test(test: Callable[..., None]) -> Callable[..., None]:
-    """`test` with the `SPARK` marks."""
-    for mark in SPARK:
-        test = mark(test)
-    return test
+def _marked(marks: Sequence[pytest.MarkDecorator]) -> Callable[[Test], Test]:
+    """A decorator that gives a test `marks`."""
+
+    def mark(test: Test) -> Test:
+        for one in marks:
+            test = one(test)
+        return test
+
+    return mark
 
 
-def spark_cli_test(test: Callable[..., None]) -> Callable[..., None]:
-    """`test` with the `SPARK_CLI` marks."""
-    for mark in SPARK_CLI:
-        test = mark(test)
-    return test
+#: A test with the `SPARK` marks.
+spark_test = _marked(SPARK)
+#: A test with the `SPARK_CLI` marks.
+spark_cli_test = _marked(SPARK_CLI)
 
 
 SONG_HEADER = (
@@ -149,13 +154,16 @@ def spark() -> Iterator[Any]:
     require_spark()
     from pyspark.sql import SparkSession
 
-    # Started without the subprocesses' JVM options (`SUBPROCESS_JVM_OPTIONS`).
-    submit_args = os.environ.pop(_SUBMIT_ARGS, None)
+    # Started without the subprocesses' JVM options (`SUBPROCESS_JVM_OPTIONS`); submit
+    # arguments the environment brought (jars, say) stay.
+    ours = os.environ.get(_SUBMIT_ARGS) == _TEST_SUBMIT_ARGS
+    if ours:
+        del os.environ[_SUBMIT_ARGS]
     try:
         session = _test_session(SparkSession.builder)
     finally:
-        if submit_args is not None:
-            os.environ[_SUBMIT_ARGS] = submit_args
+        if ours:
+            os.environ[_SUBMIT_ARGS] = _TEST_SUBMIT_ARGS
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
